@@ -1,0 +1,220 @@
+//! The transactional outbox: events are written with the state change that causes them, in the
+//! same MySQL transaction, and published to JetStream by a relay after commit.
+//!
+//! Each service's database has the `sw_outbox` table (created by [`Migration`], which the
+//! service's migrator lists first). The relay takes rows in id order with
+//! `FOR UPDATE SKIP LOCKED` (so replicas share the work without publishing a row twice at once),
+//! publishes each with `Nats-Msg-Id` = event id, waits for the ack, and deletes the published rows
+//! in the same transaction. If the process dies after publishing but before the delete commits,
+//! the rows are published again on restart and JetStream's duplicate window drops the copies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value};
+use sea_orm_migration::prelude::*;
+use sw_contracts::events::CloudEvent;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Bus, Names};
+
+/// Rows published per transaction.
+const BATCH: u64 = 100;
+/// How often the relay looks for rows even when nobody woke it (rows left by a crashed replica).
+const POLL: Duration = Duration::from_secs(1);
+
+/// Creates `sw_outbox` (unsent events) and `sw_inbox` (ids of messages a consumer has processed).
+#[derive(Debug, Default)]
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m0000_sw_outbox_inbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "CREATE TABLE IF NOT EXISTS sw_outbox (
+                id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                event_id VARCHAR(64) NOT NULL,
+                subject VARCHAR(255) NOT NULL,
+                traceparent VARCHAR(64) NULL,
+                payload LONGTEXT NOT NULL,
+                created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        )
+        .await?;
+        db.execute_unprepared(
+            "CREATE TABLE IF NOT EXISTS sw_inbox (
+                consumer VARCHAR(128) NOT NULL,
+                msg_id VARCHAR(128) NOT NULL,
+                processed_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                PRIMARY KEY (consumer, msg_id)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP TABLE IF EXISTS sw_outbox").await?;
+        db.execute_unprepared("DROP TABLE IF EXISTS sw_inbox").await?;
+        Ok(())
+    }
+}
+
+/// Writes events into the outbox inside a caller's transaction and wakes the relay after commit.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    names: Names,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(names: Names) -> Self {
+        Self { names, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Adds `event` to the outbox through `conn` (a transaction, so it commits with the change).
+    pub async fn enqueue<C: ConnectionTrait>(&self, conn: &C, event: &CloudEvent) -> Result<(), DbErr> {
+        let payload = serde_json::to_string(event).map_err(|e| DbErr::Custom(e.to_string()))?;
+        conn.execute(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            "INSERT INTO sw_outbox (event_id, subject, traceparent, payload) VALUES (?, ?, ?, ?)",
+            [
+                Value::from(event.id.clone()),
+                Value::from(self.names.event_subject(event.name())),
+                Value::from(event.traceparent.clone()),
+                Value::from(payload),
+            ],
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Tells the relay there is something to publish. Call after the transaction committed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A relay over `db` publishing through `bus`.
+    pub fn relay(&self, db: DatabaseConnection, bus: Bus) -> Relay {
+        Relay { db, bus, wake: self.wake.clone() }
+    }
+}
+
+/// Publishes outbox rows to JetStream.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    db: DatabaseConnection,
+    bus: Bus,
+    wake: Arc<Notify>,
+}
+
+/// Why a relay pass stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("outbox database: {0}")]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Publish(#[from] crate::BusError),
+}
+
+impl Relay {
+    /// Publishes until `shutdown`, then makes one last pass so nothing committed stays behind.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.publish_pending().await {
+                Ok(n) => {
+                    backoff = Duration::from_millis(200);
+                    if n as u64 == BATCH {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Outbox relay pass failed; will retry.");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), self.publish_pending()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "Last outbox pass failed; rows stay for the next start."),
+            Err(_) => tracing::warn!("Last outbox pass timed out; rows stay for the next start."),
+        }
+    }
+
+    /// One pass: publishes up to one batch and deletes what was acknowledged. Returns how many.
+    pub async fn publish_pending(&self) -> Result<usize, RelayError> {
+        let txn = self.db.begin().await?;
+        let rows = txn
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::MySql,
+                "SELECT id, event_id, subject, traceparent, payload FROM sw_outbox ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+                [Value::from(BATCH)],
+            ))
+            .await?;
+        let mut done: Vec<u64> = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for row in &rows {
+            let id: u64 = row.try_get("", "id")?;
+            let event_id: String = row.try_get("", "event_id")?;
+            let subject: String = row.try_get("", "subject")?;
+            let traceparent: Option<String> = row.try_get("", "traceparent")?;
+            let payload: String = row.try_get("", "payload")?;
+            match self.bus.publish_raw(&subject, &event_id, traceparent.as_deref(), payload.into_bytes().into()).await {
+                Ok(duplicate) => {
+                    if duplicate {
+                        tracing::debug!(event_id, "Event was already in the stream (republished after a crash).");
+                    }
+                    done.push(id);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if !done.is_empty() {
+            let placeholders = vec!["?"; done.len()].join(",");
+            txn.execute(Statement::from_sql_and_values(
+                DbBackend::MySql,
+                format!("DELETE FROM sw_outbox WHERE id IN ({placeholders})"),
+                done.iter().map(|id| Value::from(*id)),
+            ))
+            .await?;
+        }
+        txn.commit().await?;
+        metrics::counter!("sw_outbox_published_total").increment(done.len() as u64);
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(done.len()),
+        }
+    }
+
+    /// Rows waiting to be published (for readiness and tests).
+    pub async fn pending(&self) -> Result<u64, DbErr> {
+        let row = self
+            .db
+            .query_one(Statement::from_string(DbBackend::MySql, "SELECT COUNT(*) AS n FROM sw_outbox"))
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64>("", "n").unwrap_or(0) as u64).unwrap_or(0))
+    }
+}

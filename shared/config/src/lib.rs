@@ -1,0 +1,423 @@
+//! Typed, layered configuration of every sreworks process.
+//!
+//! Values come from compiled-in defaults, then an optional TOML file (`--config` or
+//! `SREWORKS_CONFIG`), then `SREWORKS_*` environment variables, where `__` separates sections:
+//! `SREWORKS_NATS__URL=nats://10.0.0.5:4222`, `SREWORKS_GATEWAY__LISTEN=0.0.0.0:8080`.
+//! `SREWORKS_ADMIN_PASSWORD` is accepted as a shorthand for `SREWORKS_AUTH__ADMIN_PASSWORD`.
+//! The result is validated once at start-up; a bad value stops the process with a message naming
+//! the key. There are no built-in secrets: every secret is `None` until configured.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+/// A secret value: never printed by `Debug`, never serialised back out in full.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself. Call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub gateway: GatewayConfig,
+    pub auth: AuthConfig,
+    pub appmeta: AppmetaConfig,
+    pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
+    /// Drain deadline on shutdown, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+/// NATS connection and naming.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated.
+    pub url: String,
+    /// Subject prefix (`sw` → `sw.events.>`, `sw.api.<service>.<op>`); the stream names are its
+    /// upper-case form (`SW_EVENTS`). Tests set a unique prefix each.
+    pub prefix: String,
+    /// Default deadline of a request/reply call, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// How long to keep retrying the first connection, in seconds.
+    pub connect_timeout_secs: u64,
+    /// Optional credentials.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub token: Option<Secret>,
+    /// Max age of events kept in the events stream, in hours.
+    pub events_max_age_hours: u64,
+    /// Max bytes of the events stream.
+    pub events_max_bytes: i64,
+    /// Events stream replicas (1 for a single server, 3 in a cluster).
+    pub stream_replicas: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: "sw".into(),
+            request_timeout_ms: 5_000,
+            connect_timeout_secs: 30,
+            user: None,
+            password: None,
+            token: None,
+            events_max_age_hours: 24 * 7,
+            events_max_bytes: 1 << 30,
+            stream_replicas: 1,
+        }
+    }
+}
+
+impl NatsConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// The MySQL/MariaDB server. Each service uses its own database `{name_prefix}{service}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Server URL without a database, e.g. `mysql://sreworks:pw@db:3306`.
+    pub url: Secret,
+    /// Prefix of each service's database name (`sw_` → `sw_auth`, `sw_appmeta`).
+    pub name_prefix: String,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    /// Deadline to get a connection from the pool, in milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Deadline of a single statement, in milliseconds (MariaDB `max_statement_time`).
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("mysql://root@127.0.0.1:3306"),
+            name_prefix: "sw_".into(),
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout_ms: 3_000,
+            statement_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Redis.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: Secret,
+    /// Key prefix (`sw` → `sw:<service>:<purpose>:...`). Tests set a unique prefix each.
+    pub prefix: String,
+    /// Deadline of one command, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: Secret::new("redis://127.0.0.1:6379"), prefix: "sw".into(), timeout_ms: 1_000 }
+    }
+}
+
+impl RedisConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// The HTTP gateway.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Listen address (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// URL users reach the gateway at, printed at start and used in links; defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Largest JSON or form body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Requests per minute per principal (token subject, or client IP when anonymous).
+    pub rate_limit_per_minute: u64,
+    /// How long an `Idempotency-Key` replays the first answer, in seconds.
+    pub idempotency_ttl_secs: u64,
+    /// Trust `X-Forwarded-For` for the client IP (only behind a proxy you control).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            body_limit_bytes: 1 << 20,
+            rate_limit_per_minute: 6_000,
+            idempotency_ttl_secs: 24 * 3600,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// The auth service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `iss` of issued tokens.
+    pub issuer: String,
+    /// `aud` of issued tokens.
+    pub audience: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// Password of the `admin` user created on first start. Unset: a random one is generated and printed once.
+    pub admin_password: Option<Secret>,
+    /// Failed logins per user or per client IP before throttling.
+    pub max_failed_logins: u64,
+    /// The window over which failed logins are counted, and the lockout once over the limit, in seconds.
+    pub failed_login_window_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "sreworks".into(),
+            audience: "sreworks".into(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            admin_password: None,
+            max_failed_logins: 5,
+            failed_login_window_secs: 300,
+        }
+    }
+}
+
+/// The appmeta service.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppmetaConfig {
+    /// 32 bytes, base64: the AES-256-GCM key that encrypts cluster credentials at rest. Required.
+    pub encryption_key: Option<Secret>,
+}
+
+impl AppmetaConfig {
+    /// The decoded key, once validated.
+    pub fn key_bytes(&self) -> Option<[u8; 32]> {
+        let raw = base64::engine::general_purpose::STANDARD.decode(self.encryption_key.as_ref()?.expose()).ok()?;
+        raw.try_into().ok()
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Pretty, filter: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Traces and metrics.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP endpoint; `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
+    /// Where non-gateway processes serve `/metrics` and `/healthz`; unset: not served.
+    pub ops_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Defaults → `file` (if any) → `SREWORKS_*` environment, then validated.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        fig = fig.merge(
+            Env::prefixed("SREWORKS_")
+                .ignore(&["CONFIG", "ADMIN_PASSWORD", "TARGET"])
+                .split("__")
+                .map(|k| k.as_str().to_ascii_lowercase().into()),
+        );
+        if let Ok(pw) = std::env::var("SREWORKS_ADMIN_PASSWORD") {
+            fig = fig.merge(Serialized::default("auth.admin_password", pw));
+        }
+        if let Ok(ep) = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            fig = fig.merge(Serialized::default("telemetry.otlp_endpoint", ep));
+        }
+        let cfg: Config = fig.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value that could make the platform misbehave later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.nats.prefix;
+        if p.is_empty() || p.len() > 32 || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(invalid("nats.prefix", "1-32 characters of a-z, 0-9 and _"));
+        }
+        if self.nats.request_timeout_ms == 0 {
+            return Err(invalid("nats.request_timeout_ms", "must be > 0"));
+        }
+        if self.nats.stream_replicas == 0 || self.nats.stream_replicas > 5 {
+            return Err(invalid("nats.stream_replicas", "must be 1..=5"));
+        }
+        let dp = &self.database.name_prefix;
+        if dp.len() > 40 || !dp.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(invalid("database.name_prefix", "at most 40 characters of a-z, 0-9 and _"));
+        }
+        if !self.database.url.expose().starts_with("mysql://") {
+            return Err(invalid("database.url", "must be a mysql:// URL"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be > 0"));
+        }
+        let rp = &self.redis.prefix;
+        if rp.is_empty() || rp.contains(char::is_whitespace) {
+            return Err(invalid("redis.prefix", "must be non-empty without spaces"));
+        }
+        if !(self.redis.url.expose().starts_with("redis://") || self.redis.url.expose().starts_with("rediss://")) {
+            return Err(invalid("redis.url", "must be a redis:// or rediss:// URL"));
+        }
+        if self.gateway.body_limit_bytes < 1024 {
+            return Err(invalid("gateway.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.gateway.rate_limit_per_minute == 0 {
+            return Err(invalid("gateway.rate_limit_per_minute", "must be > 0"));
+        }
+        if self.auth.access_token_ttl_secs < 30 || self.auth.access_token_ttl_secs > 24 * 3600 {
+            return Err(invalid("auth.access_token_ttl_secs", "must be 30..=86400"));
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return Err(invalid("auth.refresh_token_ttl_secs", "must be at least the access token TTL"));
+        }
+        if let Some(pw) = &self.auth.admin_password
+            && pw.expose().chars().count() < 12
+        {
+            return Err(invalid("auth.admin_password", "must be at least 12 characters"));
+        }
+        if self.appmeta.encryption_key.is_some() && self.appmeta.key_bytes().is_none() {
+            return Err(invalid("appmeta.encryption_key", "must be 32 bytes encoded in base64"));
+        }
+        Ok(())
+    }
+
+    /// Checks what a service needs beyond the generic validation (called by the server for each target).
+    pub fn require_appmeta_key(&self) -> Result<[u8; 32], ConfigError> {
+        self.appmeta.key_bytes().ok_or_else(|| {
+            invalid(
+                "appmeta.encryption_key",
+                "required: set SREWORKS_APPMETA__ENCRYPTION_KEY to 32 random bytes in base64 (openssl rand -base64 32)",
+            )
+        })
+    }
+
+    /// The URL users reach the gateway at.
+    pub fn public_url(&self) -> String {
+        self.gateway.public_url.clone().unwrap_or_else(|| format!("http://{}", self.gateway.listen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_hold_no_secret() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(c.auth.admin_password.is_none());
+        assert!(c.appmeta.encryption_key.is_none());
+        assert!(c.require_appmeta_key().is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let s = Secret::new("hunter2hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn file_and_env_layer_over_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[nats]\nprefix = \"fromfile\"\nrequest_timeout_ms = 42\n")?;
+            jail.set_env("SREWORKS_NATS__PREFIX", "fromenv");
+            jail.set_env("SREWORKS_ADMIN_PASSWORD", "a-long-enough-password");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.nats.prefix, "fromenv");
+            assert_eq!(c.nats.request_timeout_ms, 42);
+            assert_eq!(c.auth.admin_password.unwrap().expose(), "a-long-enough-password");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SREWORKS_NATS__PREFIX", "Bad Prefix");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("nats.prefix"), "{e}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SREWORKS_APPMETA__ENCRYPTION_KEY", "c2hvcnQ=");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("appmeta.encryption_key"), "{e}");
+            Ok(())
+        });
+    }
+}

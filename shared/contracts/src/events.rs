@@ -1,0 +1,135 @@
+//! CloudEvents 1.0 (JSON structured mode) and the catalogue of every event the platform publishes.
+//!
+//! An event named `appmeta.app.created` is published on subject `{prefix}.events.appmeta.app.created`
+//! (stream `{PREFIX}_EVENTS`) with CloudEvent `type` `sreworks.appmeta.app.created`, and its JSON
+//! Schema is `proto-schemas/events/appmeta.app.created.json`. The catalogue below is the single list
+//! those files and the AsyncAPI document are generated from.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Prefix of every CloudEvent `type`.
+pub const TYPE_PREFIX: &str = "sreworks.";
+
+/// A CloudEvent in JSON structured mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CloudEvent<T = Value> {
+    /// Always `1.0`.
+    pub specversion: String,
+    /// Unique id (UUIDv7); also the `Nats-Msg-Id`, so JetStream drops duplicates.
+    pub id: String,
+    /// The producing service, e.g. `/sreworks/appmeta`.
+    pub source: String,
+    /// `sreworks.<service>.<entity>.<action>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The id of the resource the event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// When the change happened.
+    pub time: DateTime<Utc>,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// W3C trace context of the request that caused the event (CloudEvents distributed tracing extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The event payload.
+    pub data: T,
+}
+
+impl CloudEvent<Value> {
+    /// A new event named `name` (e.g. `appmeta.app.created`) from `service`.
+    pub fn new(service: &str, name: &str, subject: Option<String>, data: impl Serialize) -> Self {
+        Self {
+            specversion: "1.0".into(),
+            id: uuid::Uuid::now_v7().to_string(),
+            source: format!("/sreworks/{service}"),
+            type_: format!("{TYPE_PREFIX}{name}"),
+            subject,
+            time: Utc::now(),
+            datacontenttype: "application/json".into(),
+            traceparent: None,
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The event name (`type` without the `sreworks.` prefix), which is also the subject suffix.
+    pub fn name(&self) -> &str {
+        self.type_.strip_prefix(TYPE_PREFIX).unwrap_or(&self.type_)
+    }
+}
+
+/// One entry of the event catalogue.
+#[derive(Debug, Clone)]
+pub struct EventSpec {
+    /// `service.entity.action`, the subject suffix after `{prefix}.events.`.
+    pub name: &'static str,
+    /// What it announces.
+    pub description: &'static str,
+    /// Schema of the `data` member.
+    pub data_schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+}
+
+fn schema_of<T: JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<T>()
+}
+
+macro_rules! ev {
+    ($name:literal, $desc:literal, $ty:ty) => {
+        EventSpec { name: $name, description: $desc, data_schema: schema_of::<$ty> }
+    };
+}
+
+/// Every event type the platform publishes.
+pub fn catalogue() -> Vec<EventSpec> {
+    use crate::appmeta::*;
+    vec![
+        ev!("appmeta.app.created", "An application was created.", AppOut),
+        ev!("appmeta.app.updated", "An application's fields changed.", AppOut),
+        ev!("appmeta.app.deleted", "An application (and its components) was deleted.", AppDeleted),
+        ev!("appmeta.component.created", "A component was added to an application.", ComponentOut),
+        ev!("appmeta.component.updated", "A component changed.", ComponentOut),
+        ev!("appmeta.component.deleted", "A component was removed.", ComponentDeleted),
+        ev!("appmeta.namespace.created", "A namespace was created.", NamespaceOut),
+        ev!("appmeta.namespace.updated", "A namespace changed.", NamespaceOut),
+        ev!("appmeta.namespace.deleted", "A namespace was deleted.", NamespaceDeleted),
+        ev!("appmeta.stage.created", "A stage was created in a namespace.", StageOut),
+        ev!("appmeta.stage.updated", "A stage changed.", StageOut),
+        ev!("appmeta.stage.deleted", "A stage was deleted.", StageDeleted),
+        ev!("appmeta.cluster.created", "A cluster was registered (credentials are never in events).", ClusterOut),
+        ev!("appmeta.cluster.updated", "A cluster changed.", ClusterOut),
+        ev!("appmeta.cluster.deleted", "A cluster was removed.", ClusterDeleted),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        let cat = catalogue();
+        let mut names: Vec<_> = cat.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), cat.len(), "duplicate event names");
+        for n in names {
+            let parts: Vec<_> = n.split('.').collect();
+            assert_eq!(parts.len(), 3, "{n} must be service.entity.action");
+            assert!(parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')), "{n}");
+        }
+    }
+
+    #[test]
+    fn event_round_trips_in_structured_mode() {
+        let ev = CloudEvent::new("appmeta", "appmeta.app.deleted", Some("x".into()), serde_json::json!({"appId": "x"}));
+        let json = serde_json::to_value(&ev).unwrap();
+        assert_eq!(json["type"], "sreworks.appmeta.app.deleted");
+        assert_eq!(json["specversion"], "1.0");
+        assert_eq!(ev.name(), "appmeta.app.deleted");
+        let back: CloudEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, ev);
+    }
+}

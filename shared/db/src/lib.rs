@@ -1,0 +1,121 @@
+//! MySQL/MariaDB access for the services: one database per service, created on demand,
+//! migrated by the service's own sea-orm migrator, and database errors mapped to API errors.
+//!
+//! A service calls [`connect`] with its name (`auth` → database `sw_auth`, or
+//! `{name_prefix}auth` in tests) and then [`migrate`] with its `Migrator`.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm_migration::MigratorTrait;
+use sw_config::DatabaseConfig;
+use sw_http::ApiError;
+
+pub use sea_orm;
+
+/// Why the database could not be reached or prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database name {0:?}")]
+    BadName(String),
+    #[error("database server unreachable: {0}")]
+    Connect(#[source] DbErr),
+    #[error("migration of {db} failed: {source}")]
+    Migrate {
+        db: String,
+        #[source]
+        source: DbErr,
+    },
+}
+
+/// The database name of `service`.
+pub fn database_name(cfg: &DatabaseConfig, service: &str) -> String {
+    format!("{}{}", cfg.name_prefix, service.replace('-', "_"))
+}
+
+fn options(url: String, cfg: &DatabaseConfig) -> ConnectOptions {
+    let mut o = ConnectOptions::new(url);
+    o.max_connections(cfg.max_connections)
+        .min_connections(cfg.min_connections)
+        .connect_timeout(Duration::from_millis(cfg.acquire_timeout_ms))
+        .acquire_timeout(Duration::from_millis(cfg.acquire_timeout_ms))
+        .idle_timeout(Duration::from_secs(300))
+        .max_lifetime(Duration::from_secs(1800))
+        .test_before_acquire(true)
+        .sqlx_logging(false);
+    o
+}
+
+/// Connects to the server (no database selected); used to create and drop databases.
+async fn connect_server(cfg: &DatabaseConfig) -> Result<DatabaseConnection, DbError> {
+    let mut o = options(cfg.url.expose().trim_end_matches('/').to_owned(), cfg);
+    o.max_connections(1).min_connections(0);
+    Database::connect(o).await.map_err(DbError::Connect)
+}
+
+fn check_name(name: &str) -> Result<(), DbError> {
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(DbError::BadName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Creates the service's database if missing and returns a pool on it.
+pub async fn connect(cfg: &DatabaseConfig, service: &str) -> Result<DatabaseConnection, DbError> {
+    let name = database_name(cfg, service);
+    check_name(&name)?;
+    let server = connect_server(cfg).await?;
+    server
+        .execute_unprepared(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        ))
+        .await
+        .map_err(DbError::Connect)?;
+    server.close().await.ok();
+    let url = format!("{}/{}", cfg.url.expose().trim_end_matches('/'), name);
+    Database::connect(options(url, cfg)).await.map_err(DbError::Connect)
+}
+
+/// Applies every pending migration of `M`.
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, db_name: &str) -> Result<(), DbError> {
+    M::up(db, None).await.map_err(|source| DbError::Migrate { db: db_name.to_owned(), source })?;
+    tracing::info!(db = db_name, "Migrations applied.");
+    Ok(())
+}
+
+/// Drops the service's database (tests clean up with it).
+pub async fn drop_database(cfg: &DatabaseConfig, service: &str) -> Result<(), DbError> {
+    let name = database_name(cfg, service);
+    check_name(&name)?;
+    let server = connect_server(cfg).await?;
+    server.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`")).await.map_err(DbError::Connect)?;
+    server.close().await.ok();
+    Ok(())
+}
+
+/// True when a database error means the server is unreachable rather than the query being wrong.
+pub fn is_unavailable(e: &DbErr) -> bool {
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => matches!(
+            s,
+            sea_orm::sqlx::Error::Io(_)
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::WorkerCrashed
+        ),
+        _ => false,
+    }
+}
+
+/// True when an insert failed on a unique key.
+pub fn is_duplicate(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+        || e.to_string().contains("Duplicate entry")
+}
+
+/// Maps a database error to the API error a caller should see: 503 when the database is down,
+/// 500 (logged with its cause) otherwise.
+pub fn api_error(e: DbErr) -> ApiError {
+    if is_unavailable(&e) { ApiError::unavailable("database_unavailable", &e) } else { ApiError::internal(&e) }
+}
