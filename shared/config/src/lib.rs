@@ -366,9 +366,9 @@ impl Config {
         })
     }
 
-    /// The URL users reach the gateway at.
-    pub fn public_url(&self) -> String {
-        self.gateway.public_url.clone().unwrap_or_else(|| format!("http://{}", self.gateway.listen))
+    /// The URL users reach the gateway at: `gateway.public_url`, else the bound address.
+    pub fn public_url_for(&self, bound: Option<SocketAddr>) -> String {
+        self.gateway.public_url.clone().unwrap_or_else(|| format!("http://{}", bound.unwrap_or(self.gateway.listen)))
     }
 }
 

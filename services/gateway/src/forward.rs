@@ -1,0 +1,284 @@
+//! Turning one HTTP request into one service call and the answer back into HTTP.
+//!
+//! Order of checks: request id and trace context → token (for authenticated routes) → rate limit
+//! → body (size, media type, syntax) → idempotency → NATS call → answer. Every failure along the
+//! way is a problem+json with the request id.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use sw_bus::{CallMeta, RpcEnvelope, RpcReply};
+use sw_http::{ApiError, problem_response};
+
+use crate::idempotency::{self, Begin, Stored};
+use crate::routes::{BodyKind, Route};
+use crate::state::AppState;
+
+/// The request id of the current request, set by the request-id middleware.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// How long a client may take to send its body.
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Handles one forwarded route.
+pub async fn forward(state: AppState, route: &'static Route, req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let resp = match handle(&state, route, req, request_id.clone()).await {
+        Ok(r) => r,
+        Err(e) => problem_response(&e.with_request_id(request_id).into_problem()),
+    };
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("sw_http_requests_total", "route" => route.path, "method" => route.method.as_str(), "status" => status)
+        .increment(1);
+    metrics::histogram!("sw_http_request_duration_seconds", "route" => route.path, "method" => route.method.as_str())
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+async fn handle(
+    state: &AppState,
+    route: &'static Route,
+    req: Request,
+    request_id: Option<String>,
+) -> Result<Response, ApiError> {
+    let st = &state.0;
+    let (mut parts, body) = req.into_parts();
+    let client_ip = client_ip(&parts.headers, parts.extensions.get::<ConnectInfo<SocketAddr>>(), st.cfg.gateway.trust_forwarded_for);
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let meta = CallMeta {
+        authorization,
+        request_id: request_id.clone(),
+        traceparent: Some(traceparent(&parts.headers)),
+        client_ip: Some(client_ip.clone()),
+    };
+
+    // Authenticate early so bad tokens cost no body read and no service call; the service checks again.
+    let subject = if route.authenticated {
+        let principal = st.verifier.verify_call(&meta).await?;
+        principal.subject
+    } else {
+        format!("ip:{client_ip}")
+    };
+    crate::ratelimit::check(&st.redis, &subject, st.cfg.gateway.rate_limit_per_minute).await?;
+
+    let params: BTreeMap<String, String> = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        .map_err(|_| ApiError::bad_request("malformed_path", "The path contains invalid percent-encoding."))?;
+    let query = parts.uri.query().unwrap_or("").to_owned();
+
+    let raw = match route.body {
+        BodyKind::None => Bytes::new(),
+        _ => read_body(&parts.headers, body, st.cfg.gateway.body_limit_bytes).await?,
+    };
+    let body = match route.body {
+        BodyKind::None => None,
+        BodyKind::Json => parse_json(&parts.headers, &raw)?,
+        BodyKind::Form => Some(parse_form(&parts.headers, &raw)?),
+    };
+    let envelope = RpcEnvelope { params, query: query.clone(), body };
+
+    let idem_key = parts.headers.get("idempotency-key").map(|v| v.to_str().map(str::to_owned));
+    let idem = match (route.method == axum::http::Method::POST, idem_key) {
+        (true, Some(Err(_))) => return Err(ApiError::invalid_field("Idempotency-Key", "must be visible ASCII")),
+        (true, Some(Ok(key))) => {
+            let fp = idempotency::fingerprint(route.method.as_str(), parts.uri.path(), &query, &raw);
+            let pending_ttl = st.cfg.nats.request_timeout_ms / 1000 + 30;
+            match idempotency::begin(&st.redis, &subject, &key, &fp, pending_ttl).await? {
+                Begin::Replay(stored) => return Ok(replayed(stored)),
+                Begin::Fresh { redis_key } => Some((redis_key, fp)),
+            }
+        }
+        _ => None,
+    };
+
+    let result = st.bus.call(route.service, route.op, &meta, &envelope, None).await;
+    if let Some((redis_key, fp)) = idem {
+        let stored = match &result {
+            Ok(r) => Some(Stored { status: r.status, headers: r.headers.clone(), body: r.body.clone(), problem: false }),
+            Err(e) => Some(Stored {
+                status: e.status(),
+                headers: BTreeMap::new(),
+                body: serde_json::to_value(e.problem()).ok(),
+                problem: true,
+            }),
+        };
+        idempotency::finish(&st.redis, &redis_key, &fp, stored, st.cfg.gateway.idempotency_ttl_secs).await;
+    }
+    let reply = result?;
+    Ok(reply_response(reply))
+}
+
+fn reply_response(reply: RpcReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut resp = match reply.body {
+        Some(body) if status != StatusCode::NO_CONTENT => {
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            let mut r = (status, bytes).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        _ => status.into_response(),
+    };
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
+}
+
+fn replayed(stored: Stored) -> Response {
+    let mut resp = if stored.problem {
+        let problem = stored
+            .body
+            .and_then(|b| serde_json::from_value(b).ok())
+            .unwrap_or_else(|| sw_contracts::Problem::new(stored.status, "replayed", None));
+        problem_response(&problem)
+    } else {
+        reply_response(RpcReply { status: stored.status, headers: stored.headers, body: stored.body })
+    };
+    resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::too_large(format!("The request body is larger than {limit} bytes."));
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(BODY_DEADLINE, limited.collect()).await {
+        Err(_) => Err(ApiError::new(408, "body_timeout", "The request body did not arrive in time.")),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::bad_request("body_read_failed", "The request body could not be read.")),
+    }
+}
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+fn parse_json(headers: &HeaderMap, raw: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match media_type(headers) {
+        Some(m) if m == "application/json" || m.ends_with("+json") => {}
+        _ => {
+            return Err(ApiError::new(415, "unsupported_media_type", "Send the body as 'Content-Type: application/json'."));
+        }
+    }
+    serde_json::from_slice(raw).map(Some).map_err(|e| ApiError::malformed_json(format!("The body is not valid JSON: {e}")))
+}
+
+fn parse_form(headers: &HeaderMap, raw: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if !raw.is_empty() && media_type(headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(ApiError::oauth(
+            400,
+            "invalid_request",
+            "Send the parameters as 'Content-Type: application/x-www-form-urlencoded'.",
+        ));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(raw)
+        .map_err(|_| ApiError::oauth(400, "invalid_request", "The form body is malformed."))?;
+    let mut map = serde_json::Map::new();
+    for (k, v) in pairs {
+        // RFC 6749 §3.2: parameters must not be included more than once.
+        if map.insert(k.clone(), serde_json::Value::String(v)).is_some() {
+            return Err(ApiError::oauth(400, "invalid_request", format!("Parameter '{k}' is repeated.")));
+        }
+    }
+    Ok(serde_json::Value::Object(map))
+}
+
+fn client_ip(headers: &HeaderMap, peer: Option<&ConnectInfo<SocketAddr>>, trust_forwarded: bool) -> String {
+    if trust_forwarded
+        && let Some(first) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+    {
+        return first.to_owned();
+    }
+    peer.map(|p| p.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Continues the caller's W3C trace context, or starts a new trace.
+fn traceparent(headers: &HeaderMap) -> String {
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok())
+        && valid_traceparent(tp)
+    {
+        return tp.to_owned();
+    }
+    let trace: u128 = rand::random::<u128>().max(1);
+    let span: u64 = rand::random::<u64>().max(1);
+    format!("00-{trace:032x}-{span:016x}-01")
+}
+
+fn valid_traceparent(tp: &str) -> bool {
+    let p: Vec<&str> = tp.split('-').collect();
+    p.len() == 4
+        && p[0].len() == 2
+        && p[1].len() == 32
+        && p[2].len() == 16
+        && p[3].len() == 2
+        && p.iter().all(|s| s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        && p[0] != "ff"
+        && p[1].bytes().any(|b| b != b'0')
+        && p[2].bytes().any(|b| b != b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_continued_or_started() {
+        let mut h = HeaderMap::new();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        h.insert("traceparent", HeaderValue::from_static(tp));
+        assert_eq!(traceparent(&h), tp);
+        h.insert("traceparent", HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        let new = traceparent(&h);
+        assert_ne!(new, tp);
+        assert!(valid_traceparent(&new), "{new}");
+    }
+
+    #[test]
+    fn forms_reject_repeats_and_wrong_media_type() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        assert_eq!(parse_form(&h, b"grant_type=password&username=a").unwrap()["username"], "a");
+        assert_eq!(parse_form(&h, b"a=1&a=2").unwrap_err().status(), 400);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert_eq!(parse_form(&h, b"a=1").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn json_needs_its_media_type_and_syntax() {
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_json(&h, b"{}").unwrap_err().status(), 415);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        assert!(parse_json(&h, b"{\"a\":1}").unwrap().is_some());
+        assert_eq!(parse_json(&h, b"{\"a\":").unwrap_err().code(), "malformed_json");
+        assert!(parse_json(&h, b"").unwrap().is_none());
+    }
+}

@@ -1,0 +1,92 @@
+//! The route table: every HTTP endpoint of the platform and the service operation it forwards to.
+//!
+//! This one table builds the axum router; the OpenAPI document is checked against it by a test,
+//! so an endpoint cannot be routed without being documented or documented without being routed.
+
+use axum::http::Method;
+
+/// What the request body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body is read (GET, DELETE).
+    None,
+    /// `application/json`.
+    Json,
+    /// `application/x-www-form-urlencoded` (OAuth endpoints).
+    Form,
+}
+
+/// One endpoint.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: Method,
+    /// axum path syntax (`/v1/apps/{appId}`), identical to the OpenAPI path.
+    pub path: &'static str,
+    pub service: &'static str,
+    pub op: &'static str,
+    pub body: BodyKind,
+    /// Whether the gateway requires a bearer token before forwarding (the service checks again).
+    pub authenticated: bool,
+}
+
+const fn r(method: Method, path: &'static str, service: &'static str, op: &'static str, body: BodyKind) -> Route {
+    Route { method, path, service, op, body, authenticated: true }
+}
+
+const fn anon(method: Method, path: &'static str, service: &'static str, op: &'static str, body: BodyKind) -> Route {
+    Route { method, path, service, op, body, authenticated: false }
+}
+
+use BodyKind::{Form, Json, None as NoBody};
+
+/// Every forwarded endpoint.
+pub fn table() -> Vec<Route> {
+    vec![
+        // auth: OAuth 2.0 and keys
+        anon(Method::POST, "/oauth/token", "auth", "token", Form),
+        anon(Method::POST, "/oauth/revoke", "auth", "revoke", Form),
+        anon(Method::GET, "/.well-known/jwks.json", "auth", "jwks", NoBody),
+        r(Method::GET, "/v1/me", "auth", "me", NoBody),
+        r(Method::GET, "/v1/users", "auth", "users.list", NoBody),
+        r(Method::POST, "/v1/users", "auth", "users.create", Json),
+        r(Method::GET, "/v1/users/{username}", "auth", "users.get", NoBody),
+        r(Method::PATCH, "/v1/users/{username}", "auth", "users.update", Json),
+        r(Method::DELETE, "/v1/users/{username}", "auth", "users.delete", NoBody),
+        r(Method::PUT, "/v1/users/{username}/roles", "auth", "users.roles.set", Json),
+        r(Method::GET, "/v1/clients", "auth", "clients.list", NoBody),
+        r(Method::POST, "/v1/clients", "auth", "clients.create", Json),
+        r(Method::GET, "/v1/clients/{clientId}", "auth", "clients.get", NoBody),
+        r(Method::DELETE, "/v1/clients/{clientId}", "auth", "clients.delete", NoBody),
+        r(Method::POST, "/v1/clients/{clientId}/secret", "auth", "clients.rotate-secret", NoBody),
+        r(Method::PUT, "/v1/clients/{clientId}/roles", "auth", "clients.roles.set", Json),
+        r(Method::GET, "/v1/auth/keys", "auth", "keys.list", NoBody),
+        r(Method::POST, "/v1/auth/keys/rotate", "auth", "keys.rotate", NoBody),
+        // appmeta: apps and components
+        r(Method::GET, "/v1/apps", "appmeta", "apps.list", NoBody),
+        r(Method::POST, "/v1/apps", "appmeta", "apps.create", Json),
+        r(Method::GET, "/v1/apps/{appId}", "appmeta", "apps.get", NoBody),
+        r(Method::PATCH, "/v1/apps/{appId}", "appmeta", "apps.update", Json),
+        r(Method::DELETE, "/v1/apps/{appId}", "appmeta", "apps.delete", NoBody),
+        r(Method::GET, "/v1/apps/{appId}/components", "appmeta", "components.list", NoBody),
+        r(Method::POST, "/v1/apps/{appId}/components", "appmeta", "components.create", Json),
+        r(Method::GET, "/v1/apps/{appId}/components/{componentName}", "appmeta", "components.get", NoBody),
+        r(Method::PATCH, "/v1/apps/{appId}/components/{componentName}", "appmeta", "components.update", Json),
+        r(Method::DELETE, "/v1/apps/{appId}/components/{componentName}", "appmeta", "components.delete", NoBody),
+        // appmeta: namespaces, stages, clusters
+        r(Method::GET, "/v1/namespaces", "appmeta", "namespaces.list", NoBody),
+        r(Method::POST, "/v1/namespaces", "appmeta", "namespaces.create", Json),
+        r(Method::GET, "/v1/namespaces/{namespaceId}", "appmeta", "namespaces.get", NoBody),
+        r(Method::PATCH, "/v1/namespaces/{namespaceId}", "appmeta", "namespaces.update", Json),
+        r(Method::DELETE, "/v1/namespaces/{namespaceId}", "appmeta", "namespaces.delete", NoBody),
+        r(Method::GET, "/v1/namespaces/{namespaceId}/stages", "appmeta", "stages.list", NoBody),
+        r(Method::POST, "/v1/namespaces/{namespaceId}/stages", "appmeta", "stages.create", Json),
+        r(Method::GET, "/v1/namespaces/{namespaceId}/stages/{stageId}", "appmeta", "stages.get", NoBody),
+        r(Method::PATCH, "/v1/namespaces/{namespaceId}/stages/{stageId}", "appmeta", "stages.update", Json),
+        r(Method::DELETE, "/v1/namespaces/{namespaceId}/stages/{stageId}", "appmeta", "stages.delete", NoBody),
+        r(Method::GET, "/v1/clusters", "appmeta", "clusters.list", NoBody),
+        r(Method::POST, "/v1/clusters", "appmeta", "clusters.create", Json),
+        r(Method::GET, "/v1/clusters/{clusterId}", "appmeta", "clusters.get", NoBody),
+        r(Method::PATCH, "/v1/clusters/{clusterId}", "appmeta", "clusters.update", Json),
+        r(Method::DELETE, "/v1/clusters/{clusterId}", "appmeta", "clusters.delete", NoBody),
+    ]
+}
