@@ -13,7 +13,8 @@ use sw_contracts::{FieldError, Problem};
 /// An error answer: status, stable code, optional detail and field errors.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    problem: Problem,
+    // Boxed so `Result<T, ApiError>` stays small (clippy::result_large_err) on every handler path.
+    problem: Box<Problem>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -31,7 +32,7 @@ impl std::error::Error for ApiError {}
 impl ApiError {
     /// Any status with a stable code and a detail.
     pub fn new(status: u16, code: &str, detail: impl Into<String>) -> Self {
-        Self { problem: Problem::new(status, code, Some(detail.into())) }
+        Self { problem: Box::new(Problem::new(status, code, Some(detail.into()))) }
     }
     /// 400 with a stable code.
     pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
@@ -66,7 +67,7 @@ impl ApiError {
         let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
         let mut problem = Problem::new(422, "validation_failed", Some(detail));
         problem.errors = errors;
-        Self { problem }
+        Self { problem: Box::new(problem) }
     }
     /// 422 `validation_failed` for one field.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -116,7 +117,7 @@ impl ApiError {
         &self.problem
     }
     pub fn into_problem(self) -> Problem {
-        self.problem
+        *self.problem
     }
     /// Attaches the request id.
     pub fn with_request_id(mut self, id: Option<String>) -> Self {
@@ -127,7 +128,7 @@ impl ApiError {
 
 impl From<Problem> for ApiError {
     fn from(problem: Problem) -> Self {
-        Self { problem }
+        Self { problem: Box::new(problem) }
     }
 }
 
@@ -162,9 +163,18 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: Option<serde_json::Value
     let Some(body) = body else {
         return Err(ApiError::bad_request("missing_body", "This operation needs a JSON body."));
     };
-    serde_json::from_value(body).map_err(|e| {
-        let msg = e.to_string();
-        let field = extract_field(&msg).unwrap_or_else(|| "body".to_owned());
+    serde_path_to_error::deserialize(body).map_err(|e: serde_path_to_error::Error<serde_json::Error>| {
+        let msg = e.inner().to_string();
+        // serde names unknown/missing fields in its message; for type errors the path says where.
+        let path = e.path().to_string();
+        let top = path == "." || path.is_empty();
+        let field = match extract_field(&msg) {
+            Some(f) if top => f,
+            Some(f) if path == f || path.ends_with(&format!(".{f}")) => path,
+            Some(f) => format!("{path}.{f}"),
+            None if top => "body".to_owned(),
+            None => path,
+        };
         ApiError::invalid_field(&field, msg)
     })
 }
@@ -210,6 +220,23 @@ mod tests {
     fn missing_field_is_named() {
         let e = parse_body::<In>(Some(serde_json::json!({}))).unwrap_err();
         assert_eq!(e.problem().errors[0].field, "appId");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Inner,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        production: bool,
+    }
+
+    #[test]
+    fn type_errors_name_the_path() {
+        let e = parse_body::<Outer>(Some(serde_json::json!({"inner": {"production": "yes"}}))).unwrap_err();
+        assert_eq!(e.problem().errors[0].field, "inner.production");
     }
 
     #[test]
