@@ -1,0 +1,208 @@
+//! `clusters.*`: registered Kubernetes clusters (global scope).
+//!
+//! Credentials are write-only: they are checked, sealed with the cluster id as associated data
+//! ([`crate::crypto`]) and stored; replies and events carry only `credentialKind`.
+
+use std::sync::Arc;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use sw_authz::Scope;
+use sw_bus::{RpcCall, RpcReply};
+use sw_contracts::appmeta::{ClusterDeleted, ClusterIn, ClusterPatch};
+use sw_contracts::{Name, Page};
+use sw_http::ApiError;
+
+use super::namespaces::ListQuery;
+use super::{CAS_ATTEMPTS, Ctx, corrupt, event, insert_error, now, path_id, version_conflict};
+use crate::authz::{Op, allowed};
+use crate::crypto::seal_credentials;
+use crate::entity::{cluster, labels_to_db};
+use crate::validate::{self, Errors};
+
+async fn find<C: sea_orm::ConnectionTrait>(conn: &C, id: &Name) -> Result<cluster::Model, ApiError> {
+    cluster::Entity::find_by_id(id.as_str())
+        .one(conn)
+        .await
+        .map_err(sw_db::api_error)?
+        .ok_or_else(|| ApiError::not_found(format!("Cluster {id} does not exist.")))
+}
+
+fn seal(
+    ctx: &Ctx,
+    id: &Name,
+    creds: &sw_contracts::appmeta::ClusterCredentials,
+) -> Result<Vec<u8>, ApiError> {
+    seal_credentials(&ctx.key, id.as_str(), creds).map_err(|e| ApiError::internal(&e))
+}
+
+pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    principal.require(allowed, Op::ClusterRead, Scope::Global)?;
+    let page = ListQuery::parse(&call.envelope.query)?;
+    let select = cluster::Entity::find();
+    let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
+    let rows = select
+        .order_by_asc(cluster::Column::ClusterId)
+        .offset(page.offset())
+        .limit(page.page_size())
+        .all(&ctx.db)
+        .await
+        .map_err(sw_db::api_error)?;
+    let items = rows.iter().map(cluster::Model::to_out).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
+    Ok(RpcReply::ok(Page::new(items, &page, total)))
+}
+
+pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    principal.require(allowed, Op::ClusterCreate, Scope::Global)?;
+    let mut errs = Errors::new();
+    let input: ClusterIn = validate::parse_body(call.envelope.body.clone(), &["clusterId"], &mut errs)?;
+    if let Some(n) = &input.name {
+        validate::name(&mut errs, "name", n);
+    }
+    validate::description(&mut errs, "description", input.description.as_deref());
+    if let Some(u) = &input.api_url {
+        validate::api_url(&mut errs, "apiUrl", u);
+    }
+    validate::credentials(&mut errs, &input.credentials, input.api_url.as_deref());
+    validate::labels(&mut errs, "labels", &input.labels);
+    errs.finish()?;
+    let at = now();
+    let row = cluster::Model {
+        cluster_id: input.cluster_id.to_string(),
+        name: input.name.unwrap_or_else(|| input.cluster_id.to_string()),
+        description: input.description,
+        api_url: input.api_url,
+        credential_kind: input.credentials.kind().to_owned(),
+        credentials: seal(&ctx, &input.cluster_id, &input.credentials)?,
+        labels: labels_to_db(&input.labels),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    let out = row.to_out().map_err(corrupt)?;
+    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+    cluster::Entity::insert(row.clone().into_active_model().reset_all())
+        .exec_without_returning(&txn)
+        .await
+        .map_err(|e| insert_error(e, &format!("Cluster {}", row.cluster_id), None))?;
+    ctx.outbox
+        .enqueue(&txn, &event(&call, "appmeta.cluster.created", &row.cluster_id, &out))
+        .await
+        .map_err(sw_db::api_error)?;
+    txn.commit().await.map_err(sw_db::api_error)?;
+    ctx.outbox.wake();
+    Ok(RpcReply::created(&out).header("Location", format!("/v1/clusters/{}", row.cluster_id)))
+}
+
+pub(super) async fn get(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    principal.require(allowed, Op::ClusterRead, Scope::Global)?;
+    let id = path_id(&call, "clusterId", Name::parse)?;
+    let row = find(&ctx.db, &id).await?;
+    Ok(RpcReply::ok(row.to_out().map_err(corrupt)?))
+}
+
+pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    principal.require(allowed, Op::ClusterUpdate, Scope::Global)?;
+    let id = path_id(&call, "clusterId", Name::parse)?;
+    let mut errs = Errors::new();
+    let patch: ClusterPatch = validate::parse_body(call.envelope.body.clone(), &[], &mut errs)?;
+    // Token credentials need an API URL, which may come from the patch or the stored row. The
+    // URL can be replaced but never removed, so this first read stays valid for the retries.
+    let current = find(&ctx.db, &id).await?;
+    let api_url = patch.api_url.as_deref().or(current.api_url.as_deref());
+    if let Some(n) = &patch.name {
+        validate::name(&mut errs, "name", n);
+    }
+    validate::description(&mut errs, "description", patch.description.as_deref());
+    if let Some(u) = &patch.api_url {
+        validate::api_url(&mut errs, "apiUrl", u);
+    }
+    if let Some(c) = &patch.credentials {
+        validate::credentials(&mut errs, c, api_url);
+    }
+    if let Some(l) = &patch.labels {
+        validate::labels(&mut errs, "labels", l);
+    }
+    errs.finish()?;
+    // Sealed once: a fresh nonce per write, and only one of the attempts below commits.
+    let sealed =
+        patch.credentials.as_ref().map(|c| Ok::<_, ApiError>((c.kind(), seal(&ctx, &id, c)?))).transpose()?;
+    for _ in 0..CAS_ATTEMPTS {
+        let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+        let old = find(&txn, &id).await?;
+        let mut new = old.clone();
+        if let Some(n) = &patch.name {
+            new.name = n.clone();
+        }
+        if let Some(d) = &patch.description {
+            new.description = Some(d.clone());
+        }
+        if let Some(u) = &patch.api_url {
+            new.api_url = Some(u.clone());
+        }
+        if let Some((kind, blob)) = &sealed {
+            new.credential_kind = (*kind).to_owned();
+            new.credentials = blob.clone();
+        }
+        if let Some(l) = &patch.labels {
+            new.labels = labels_to_db(l);
+        }
+        new.version = old.version + 1;
+        new.updated_at = now();
+        let changed = cluster::Entity::update_many()
+            .set(cluster::ActiveModel {
+                name: Set(new.name.clone()),
+                description: Set(new.description.clone()),
+                api_url: Set(new.api_url.clone()),
+                credential_kind: Set(new.credential_kind.clone()),
+                credentials: Set(new.credentials.clone()),
+                labels: Set(new.labels.clone()),
+                version: Set(new.version),
+                updated_at: Set(new.updated_at),
+                ..Default::default()
+            })
+            .filter(cluster::Column::ClusterId.eq(old.cluster_id.as_str()))
+            .filter(cluster::Column::Version.eq(old.version))
+            .exec(&txn)
+            .await
+            .map_err(sw_db::api_error)?;
+        if changed.rows_affected == 0 {
+            txn.rollback().await.map_err(sw_db::api_error)?;
+            continue;
+        }
+        let out = new.to_out().map_err(corrupt)?;
+        ctx.outbox
+            .enqueue(&txn, &event(&call, "appmeta.cluster.updated", &new.cluster_id, &out))
+            .await
+            .map_err(sw_db::api_error)?;
+        txn.commit().await.map_err(sw_db::api_error)?;
+        ctx.outbox.wake();
+        return Ok(RpcReply::ok(out));
+    }
+    Err(version_conflict(&format!("Cluster {id}")))
+}
+
+pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    principal.require(allowed, Op::ClusterDelete, Scope::Global)?;
+    let id = path_id(&call, "clusterId", Name::parse)?;
+    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+    let deleted = cluster::Entity::delete_by_id(id.as_str()).exec(&txn).await.map_err(sw_db::api_error)?;
+    if deleted.rows_affected == 0 {
+        return Err(ApiError::not_found(format!("Cluster {id} does not exist.")));
+    }
+    let data = ClusterDeleted { cluster_id: id.clone() };
+    ctx.outbox
+        .enqueue(&txn, &event(&call, "appmeta.cluster.deleted", id.as_str(), &data))
+        .await
+        .map_err(sw_db::api_error)?;
+    txn.commit().await.map_err(sw_db::api_error)?;
+    ctx.outbox.wake();
+    Ok(RpcReply::no_content())
+}

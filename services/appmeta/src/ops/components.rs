@@ -1,0 +1,181 @@
+//! `components.*`: the components of one app, authorized in the app's scope.
+
+use std::sync::Arc;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use sw_bus::{RpcCall, RpcReply};
+use sw_contracts::appmeta::{ComponentDeleted, ComponentListQuery};
+use sw_contracts::{AppId, Name, Page, PageQuery};
+use sw_http::ApiError;
+
+use super::apps::load_authorized;
+use super::{CAS_ATTEMPTS, Ctx, corrupt, event, insert_error, now, path_id, version_conflict};
+use crate::authz::Op;
+use crate::entity::component;
+use crate::spec::{parse_component_in, parse_component_patch};
+
+fn subject(app_id: &AppId, name: &Name) -> String {
+    format!("{app_id}/{name}")
+}
+
+async fn find<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    app_id: &AppId,
+    name: &Name,
+) -> Result<component::Model, ApiError> {
+    component::Entity::find_by_id((app_id.to_string(), name.to_string()))
+        .one(conn)
+        .await
+        .map_err(sw_db::api_error)?
+        .ok_or_else(|| ApiError::not_found(format!("Component {name} of app {app_id} does not exist.")))
+}
+
+pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    let app_id = path_id(&call, "appId", AppId::parse)?;
+    load_authorized(&ctx.db, &principal, Op::ComponentRead, &app_id, false).await?;
+    let q: ComponentListQuery = sw_http::parse_query(&call.envelope.query)?;
+    let mut select = component::Entity::find().filter(component::Column::AppId.eq(app_id.as_str()));
+    if let Some(t) = q.component_type {
+        select = select.filter(component::Column::ComponentType.eq(t.as_str()));
+    }
+    let page = PageQuery { page: q.page, page_size: q.page_size };
+    let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
+    let rows = select
+        .order_by_asc(component::Column::ComponentName)
+        .offset(page.offset())
+        .limit(page.page_size())
+        .all(&ctx.db)
+        .await
+        .map_err(sw_db::api_error)?;
+    let items = rows.iter().map(component::Model::to_out).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
+    Ok(RpcReply::ok(Page::new(items, &page, total)))
+}
+
+pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    let app_id = path_id(&call, "appId", AppId::parse)?;
+    load_authorized(&ctx.db, &principal, Op::ComponentCreate, &app_id, false).await?;
+    let input = parse_component_in(call.envelope.body.clone())?;
+    let at = now();
+    let row = component::Model {
+        app_id: app_id.to_string(),
+        component_name: input.component_name.to_string(),
+        component_type: input.spec.component_type().as_str().to_owned(),
+        description: input.description,
+        spec: component::spec_to_db(&input.spec),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    let out = row.to_out().map_err(corrupt)?;
+    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+    // The foreign key turns an app deleted since the check above into a 404 here.
+    component::Entity::insert(row.clone().into_active_model().reset_all())
+        .exec_without_returning(&txn)
+        .await
+        .map_err(|e| {
+            insert_error(
+                e,
+                &format!("Component {} of app {app_id}", input.component_name),
+                Some(&format!("App {app_id}")),
+            )
+        })?;
+    let ev = event(&call, "appmeta.component.created", subject(&app_id, &input.component_name), &out);
+    ctx.outbox.enqueue(&txn, &ev).await.map_err(sw_db::api_error)?;
+    txn.commit().await.map_err(sw_db::api_error)?;
+    ctx.outbox.wake();
+    Ok(RpcReply::created(&out)
+        .header("Location", format!("/v1/apps/{app_id}/components/{}", input.component_name)))
+}
+
+pub(super) async fn get(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    let app_id = path_id(&call, "appId", AppId::parse)?;
+    let name = path_id(&call, "componentName", Name::parse)?;
+    load_authorized(&ctx.db, &principal, Op::ComponentRead, &app_id, false).await?;
+    let row = find(&ctx.db, &app_id, &name).await?;
+    Ok(RpcReply::ok(row.to_out().map_err(corrupt)?))
+}
+
+pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    let app_id = path_id(&call, "appId", AppId::parse)?;
+    let name = path_id(&call, "componentName", Name::parse)?;
+    load_authorized(&ctx.db, &principal, Op::ComponentUpdate, &app_id, false).await?;
+    // The type never changes, so the body can be checked against the first read.
+    let current = find(&ctx.db, &app_id, &name).await?;
+    let change =
+        parse_component_patch(call.envelope.body.clone(), current.component_type().map_err(corrupt)?)?;
+    for _ in 0..CAS_ATTEMPTS {
+        let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+        let old = find(&txn, &app_id, &name).await?;
+        let mut new = old.clone();
+        if let Some(d) = &change.description {
+            new.description = Some(d.clone());
+        }
+        if let Some(s) = &change.spec {
+            new.spec = component::spec_to_db(s);
+        }
+        new.version = old.version + 1;
+        new.updated_at = now();
+        let changed = component::Entity::update_many()
+            .set(component::ActiveModel {
+                description: Set(new.description.clone()),
+                spec: Set(new.spec.clone()),
+                version: Set(new.version),
+                updated_at: Set(new.updated_at),
+                ..Default::default()
+            })
+            .filter(component::Column::AppId.eq(old.app_id.as_str()))
+            .filter(component::Column::ComponentName.eq(old.component_name.as_str()))
+            .filter(component::Column::Version.eq(old.version))
+            .exec(&txn)
+            .await
+            .map_err(sw_db::api_error)?;
+        if changed.rows_affected == 0 {
+            txn.rollback().await.map_err(sw_db::api_error)?;
+            continue;
+        }
+        let out = new.to_out().map_err(corrupt)?;
+        let ev = event(&call, "appmeta.component.updated", subject(&app_id, &name), &out);
+        ctx.outbox.enqueue(&txn, &ev).await.map_err(sw_db::api_error)?;
+        txn.commit().await.map_err(sw_db::api_error)?;
+        ctx.outbox.wake();
+        return Ok(RpcReply::ok(out));
+    }
+    Err(version_conflict(&format!("Component {name} of app {app_id}")))
+}
+
+pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let principal = ctx.principal(&call).await?;
+    let app_id = path_id(&call, "appId", AppId::parse)?;
+    let name = path_id(&call, "componentName", Name::parse)?;
+    load_authorized(&ctx.db, &principal, Op::ComponentDelete, &app_id, false).await?;
+    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+    let row = component::Entity::find_by_id((app_id.to_string(), name.to_string()))
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .map_err(sw_db::api_error)?
+        .ok_or_else(|| ApiError::not_found(format!("Component {name} of app {app_id} does not exist.")))?;
+    component::Entity::delete_by_id((row.app_id.clone(), row.component_name.clone()))
+        .exec(&txn)
+        .await
+        .map_err(sw_db::api_error)?;
+    let data = ComponentDeleted {
+        app_id: app_id.clone(),
+        component_name: name.clone(),
+        component_type: row.component_type().map_err(corrupt)?,
+    };
+    ctx.outbox
+        .enqueue(&txn, &event(&call, "appmeta.component.deleted", subject(&app_id, &name), &data))
+        .await
+        .map_err(sw_db::api_error)?;
+    txn.commit().await.map_err(sw_db::api_error)?;
+    ctx.outbox.wake();
+    Ok(RpcReply::no_content())
+}
