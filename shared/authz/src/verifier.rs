@@ -116,17 +116,19 @@ impl Verifier {
         }
         let _guard = self.refetch.lock().await;
         // Another task may have refetched while we waited.
-        {
+        let wait = {
             let c = self.cache.read().await;
-            let recent = c.fetched.is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL);
             if let Some(k) = c.keys.get(kid)
                 && c.fetched.is_some_and(|t| t.elapsed() < MAX_CACHE_AGE)
             {
                 return Ok(Some(*k));
             }
-            if recent {
-                return Ok(None);
-            }
+            c.fetched.map(|t| MIN_REFETCH_INTERVAL.saturating_sub(t.elapsed())).unwrap_or_default()
+        };
+        // A key rotated just after our last fetch is picked up after a short wait rather than
+        // refused; unknown (forged) kids still cost auth at most one JWKS fetch per interval.
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         let jwks = self.source.fetch().await?;
         let keys: HashMap<_, _> = jwks

@@ -249,3 +249,17 @@ pub struct WhoAmI {
     pub roles: Vec<RoleBinding>,
     pub expires_at: DateTime<Utc>,
 }
+
+/// Data of `auth.user.deleted`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDeleted {
+    pub username: String,
+}
+
+/// Data of `auth.client.deleted`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientDeleted {
+    pub client_id: String,
+}

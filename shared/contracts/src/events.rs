@@ -85,6 +85,7 @@ macro_rules! ev {
 /// Every event type the platform publishes.
 pub fn catalogue() -> Vec<EventSpec> {
     use crate::appmeta::*;
+    use crate::auth;
     vec![
         ev!("appmeta.app.created", "An application was created.", AppOut),
         ev!("appmeta.app.updated", "An application's fields changed.", AppOut),
@@ -101,6 +102,14 @@ pub fn catalogue() -> Vec<EventSpec> {
         ev!("appmeta.cluster.created", "A cluster was registered (credentials are never in events).", ClusterOut),
         ev!("appmeta.cluster.updated", "A cluster changed.", ClusterOut),
         ev!("appmeta.cluster.deleted", "A cluster was removed.", ClusterDeleted),
+        ev!("auth.user.created", "A user was created (never carries the password or its hash).", auth::UserOut),
+        ev!("auth.user.updated", "A user's fields, password, disabled flag or role bindings changed.", auth::UserOut),
+        ev!("auth.user.deleted", "A user was deleted and their refresh tokens revoked.", auth::UserDeleted),
+        ev!("auth.client.created", "An OAuth client was registered (never carries the secret or its hash).", auth::ClientOut),
+        ev!("auth.client.updated", "An OAuth client's role bindings or secret changed.", auth::ClientOut),
+        ev!("auth.client.deleted", "An OAuth client was deleted and its refresh tokens revoked.", auth::ClientDeleted),
+        ev!("auth.key.rotated", "A new signing key became active; the old one still verifies until its tokens expire.", auth::SigningKeyOut),
+        ev!("bus.message.dead-lettered", "A consumer gave up on a message (retry limit reached or a permanent error) and moved it to the stream's dead-letter subject `sw.dlq.<stream>`.", crate::bus::DeadLettered),
     ]
 }
 

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement,
+    TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 use sw_config::DatabaseConfig;
 use sw_http::ApiError;
@@ -77,8 +80,32 @@ pub async fn connect(cfg: &DatabaseConfig, service: &str) -> Result<DatabaseConn
 }
 
 /// Applies every pending migration of `M`.
+///
+/// Replicas starting together would race on the same migrations (and fail on a duplicate entry in
+/// `seaql_migrations`), so they take turns under a MariaDB named lock, held by one session that a
+/// (statement-free) transaction pins for the duration.
 pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, db_name: &str) -> Result<(), DbError> {
-    M::up(db, None).await.map_err(|source| DbError::Migrate { db: db_name.to_owned(), source })?;
+    let fail = |source: DbErr| DbError::Migrate { db: db_name.to_owned(), source };
+    let session = db.begin().await.map_err(fail)?;
+    let lock: String = format!("migrate_{db_name}").chars().take(64).collect();
+    let got = session
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            "SELECT GET_LOCK(?, 60) AS got",
+            [lock.clone().into()],
+        ))
+        .await
+        .map_err(fail)?
+        .and_then(|r| r.try_get::<Option<i64>>("", "got").ok().flatten());
+    if got != Some(1) {
+        return Err(fail(DbErr::Custom("timed out waiting for the migration lock".into())));
+    }
+    let result = M::up(db, None).await;
+    let _ = session
+        .execute(Statement::from_sql_and_values(DbBackend::MySql, "SELECT RELEASE_LOCK(?)", [lock.into()]))
+        .await;
+    let _ = session.rollback().await;
+    result.map_err(fail)?;
     tracing::info!(db = db_name, "Migrations applied.");
     Ok(())
 }

@@ -103,18 +103,17 @@ impl TestEnv {
 
     /// Drops this test's databases, stream and Redis keys.
     pub async fn cleanup(&self) {
-        if let Ok(db) = sea_orm::Database::connect(self.cfg.database.url.expose()).await {
-            if let Ok(rows) = db
+        if let Ok(db) = sea_orm::Database::connect(self.cfg.database.url.expose()).await
+            && let Ok(rows) = db
                 .query_all(sea_orm::Statement::from_string(
                     sea_orm::DbBackend::MySql,
                     format!("SHOW DATABASES LIKE '{}\\_%'", self.id),
                 ))
                 .await
-            {
-                for r in rows {
-                    if let Ok(name) = r.try_get_by_index::<String>(0) {
-                        let _ = db.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`")).await;
-                    }
+        {
+            for r in rows {
+                if let Ok(name) = r.try_get_by_index::<String>(0) {
+                    let _ = db.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`")).await;
                 }
             }
         }
