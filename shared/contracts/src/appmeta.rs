@@ -23,17 +23,18 @@ pub type Labels = BTreeMap<String, String>;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppIn {
     /// Lowercase DNS label, at most 63 characters; immutable.
-    #[schema(value_type = String, example = "health")]
+    #[schema(example = "health")]
     pub app_id: AppId,
     /// Display name, 1–128 characters. Defaults to the appId.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub name: Option<String>,
     /// At most 4096 characters.
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub description: Option<String>,
     /// Owning team (a lowercase DNS label); role bindings scoped to the team apply to the app.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub team: Option<Name>,
     #[serde(default)]
     pub labels: Labels,
@@ -48,7 +49,7 @@ pub struct AppPatch {
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default, with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Name>)]
     #[schemars(with = "Option<String>")]
     pub team: Option<Option<Name>>,
     /// Replaces all labels.
@@ -60,11 +61,9 @@ pub struct AppPatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppOut {
-    #[schema(value_type = String)]
     pub app_id: AppId,
     pub name: String,
     pub description: Option<String>,
-    #[schema(value_type = Option<String>)]
     pub team: Option<Name>,
     pub labels: Labels,
     /// Incremented on every change.
@@ -77,7 +76,6 @@ pub struct AppOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppDeleted {
-    #[schema(value_type = String)]
     pub app_id: AppId,
 }
 
@@ -125,7 +123,6 @@ impl ComponentType {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerSpec {
     /// Container name, a lowercase DNS label.
-    #[schema(value_type = String)]
     pub name: Name,
     /// Image reference, e.g. `registry.example.com/team/api:1.4.2`.
     pub image: String,
@@ -219,7 +216,6 @@ impl ComponentSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ComponentIn {
     /// Unique within the app; a lowercase DNS label.
-    #[schema(value_type = String)]
     pub component_name: Name,
     #[serde(default)]
     pub description: Option<String>,
@@ -242,9 +238,7 @@ pub struct ComponentPatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentOut {
-    #[schema(value_type = String)]
     pub app_id: AppId,
-    #[schema(value_type = String)]
     pub component_name: Name,
     pub description: Option<String>,
     #[serde(flatten)]
@@ -258,9 +252,7 @@ pub struct ComponentOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentDeleted {
-    #[schema(value_type = String)]
     pub app_id: AppId,
-    #[schema(value_type = String)]
     pub component_name: Name,
     pub component_type: ComponentType,
 }
@@ -281,7 +273,6 @@ pub struct ComponentListQuery {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NamespaceIn {
-    #[schema(value_type = String)]
     pub namespace_id: Name,
     #[serde(default)]
     pub name: Option<String>,
@@ -307,7 +298,6 @@ pub struct NamespacePatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespaceOut {
-    #[schema(value_type = String)]
     pub namespace_id: Name,
     pub name: String,
     pub description: Option<String>,
@@ -321,7 +311,6 @@ pub struct NamespaceOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespaceDeleted {
-    #[schema(value_type = String)]
     pub namespace_id: Name,
 }
 
@@ -329,7 +318,6 @@ pub struct NamespaceDeleted {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StageIn {
-    #[schema(value_type = String)]
     pub stage_id: Name,
     #[serde(default)]
     pub name: Option<String>,
@@ -360,9 +348,7 @@ pub struct StagePatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageOut {
-    #[schema(value_type = String)]
     pub namespace_id: Name,
-    #[schema(value_type = String)]
     pub stage_id: Name,
     pub name: String,
     pub description: Option<String>,
@@ -377,9 +363,7 @@ pub struct StageOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageDeleted {
-    #[schema(value_type = String)]
     pub namespace_id: Name,
-    #[schema(value_type = String)]
     pub stage_id: Name,
 }
 
@@ -416,7 +400,6 @@ impl ClusterCredentials {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterIn {
-    #[schema(value_type = String)]
     pub cluster_id: Name,
     #[serde(default)]
     pub name: Option<String>,
@@ -450,7 +433,6 @@ pub struct ClusterPatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterOut {
-    #[schema(value_type = String)]
     pub cluster_id: Name,
     pub name: String,
     pub description: Option<String>,
@@ -467,7 +449,6 @@ pub struct ClusterOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterDeleted {
-    #[schema(value_type = String)]
     pub cluster_id: Name,
 }
 

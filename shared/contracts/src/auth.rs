@@ -51,11 +51,9 @@ pub struct RoleBinding {
     pub role: Role,
     /// Limit the grant to this team's apps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub team: Option<Name>,
     /// Limit the grant to this app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub app: Option<AppId>,
 }
 
@@ -146,8 +144,10 @@ pub struct Jwk {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserIn {
     /// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
-    /// At least 12 characters.
+    /// 12–1024 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
     #[serde(default)]
     pub display_name: Option<String>,
@@ -191,6 +191,7 @@ pub struct UserOut {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientIn {
     /// 3–64 characters: letters, digits, `.`, `_`, `-`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{3,64}$")]
     pub client_id: String,
     pub name: String,
     /// Confidential clients get a secret and may use `client_credentials`; public ones may not.
@@ -263,3 +264,13 @@ pub struct UserDeleted {
 pub struct ClientDeleted {
     pub client_id: String,
 }
+
+/// A username in a path: 1–64 letters, digits, `.`, `_`, `-`, `@` (documentation type).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
+pub struct Username(pub String);
+
+/// A client id in a path: 3–64 letters, digits, `.`, `_`, `-` (documentation type).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9._-]{3,64}$")]
+pub struct ClientId(pub String);

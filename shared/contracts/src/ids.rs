@@ -16,6 +16,9 @@ pub enum IdError {
     BadCharacters,
 }
 
+/// The accepted form, as a regular expression (published in the API schema).
+pub const LABEL_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+
 /// Checks a lowercase DNS-label-like identifier (RFC 1123 label, starting with a letter).
 fn check_label(s: &str, max: usize) -> Result<(), IdError> {
     if s.is_empty() {
@@ -59,6 +62,20 @@ macro_rules! label_id {
                 f.write_str(&self.0)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(LABEL_PATTERN))
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .description(Some(concat!("A lowercase DNS label of at most ", stringify!($max), " characters.")))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {

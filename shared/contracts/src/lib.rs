@@ -9,6 +9,7 @@
 
 pub mod appmeta;
 pub mod auth;
+pub mod bus;
 pub mod events;
 pub mod ids;
 pub mod page;

@@ -35,6 +35,21 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    /// Checks explicit values: `page` ≥ 1 and 1 ≤ `pageSize` ≤ 500. Out-of-range values are an
+    /// error rather than silently clamped, so a client never misreads which page it got.
+    pub fn checked(page: Option<u64>, page_size: Option<u64>) -> Result<Self, Vec<crate::FieldError>> {
+        let mut errors = Vec::new();
+        if page == Some(0) {
+            errors.push(crate::FieldError::new("page", "must be at least 1"));
+        }
+        if let Some(n) = page_size
+            && !(1..=MAX_PAGE_SIZE).contains(&n)
+        {
+            errors.push(crate::FieldError::new("pageSize", format!("must be between 1 and {MAX_PAGE_SIZE}")));
+        }
+        if errors.is_empty() { Ok(Self { page, page_size }) } else { Err(errors) }
+    }
+
     /// The page number, 1-based, after defaults.
     pub fn page(&self) -> u64 {
         self.page.unwrap_or(1).max(1)

@@ -188,6 +188,11 @@ pub fn parse_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, Api
     })
 }
 
+/// `page`/`pageSize` checked into a [`sw_contracts::PageQuery`]; out of range is a 422.
+pub fn page_query(page: Option<u64>, page_size: Option<u64>) -> Result<sw_contracts::PageQuery, ApiError> {
+    sw_contracts::PageQuery::checked(page, page_size).map_err(ApiError::validation)
+}
+
 /// Picks the field name out of serde's messages like "unknown field `foo`" or "missing field `bar`".
 fn extract_field(msg: &str) -> Option<String> {
     for marker in ["unknown field `", "missing field `", "duplicate field `"] {

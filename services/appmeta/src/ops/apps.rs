@@ -13,7 +13,7 @@ use sea_orm::{
 use sw_authz::{Principal, Scope};
 use sw_bus::{RpcCall, RpcReply};
 use sw_contracts::appmeta::{AppDeleted, AppIn, AppListQuery, AppPatch, ComponentDeleted};
-use sw_contracts::{AppId, Page, PageQuery};
+use sw_contracts::{AppId, Page};
 use sw_http::ApiError;
 
 use super::{CAS_ATTEMPTS, Ctx, corrupt, event, insert_error, missing, now, path_id, version_conflict};
@@ -80,7 +80,7 @@ pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiEr
             [k.to_owned(), v.to_owned()],
         ));
     }
-    let page = PageQuery { page: q.page, page_size: q.page_size };
+    let page = sw_http::page_query(q.page, q.page_size)?;
     let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
     let rows = select
         .order_by_asc(app::Column::AppId)

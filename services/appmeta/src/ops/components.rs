@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use sw_bus::{RpcCall, RpcReply};
 use sw_contracts::appmeta::{ComponentDeleted, ComponentListQuery};
-use sw_contracts::{AppId, Name, Page, PageQuery};
+use sw_contracts::{AppId, Name, Page};
 use sw_http::ApiError;
 
 use super::apps::load_authorized;
@@ -42,7 +42,7 @@ pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiEr
     if let Some(t) = q.component_type {
         select = select.filter(component::Column::ComponentType.eq(t.as_str()));
     }
-    let page = PageQuery { page: q.page, page_size: q.page_size };
+    let page = sw_http::page_query(q.page, q.page_size)?;
     let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
     let rows = select
         .order_by_asc(component::Column::ComponentName)

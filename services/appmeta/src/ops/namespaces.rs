@@ -29,7 +29,7 @@ pub(super) struct ListQuery {
 impl ListQuery {
     pub(super) fn parse(query: &str) -> Result<PageQuery, ApiError> {
         let q: ListQuery = sw_http::parse_query(query)?;
-        Ok(PageQuery { page: q.page, page_size: q.page_size })
+        sw_http::page_query(q.page, q.page_size)
     }
 }
 

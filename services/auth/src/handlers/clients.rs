@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sw_authz::Scope;
 use sw_bus::{RpcCall, RpcReply};
 use sw_contracts::auth::{ClientDeleted, ClientIn, ClientOut, ClientSecretOut, RoleBinding};
-use sw_contracts::{FieldError, Page, PageQuery};
+use sw_contracts::{FieldError, Page};
 use sw_http::ApiError;
 
 use super::{normalize_roles, param, roles_from_json, roles_to_json};
@@ -85,7 +85,7 @@ struct ListQuery {
 pub async fn list(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> {
     admin(&s, &call, Op::ClientsList).await?;
     let q: ListQuery = sw_http::parse_query(&call.envelope.query)?;
-    let pq = PageQuery { page: q.page, page_size: q.page_size };
+    let pq = sw_http::page_query(q.page, q.page_size)?;
     let total = client::Entity::find().count(&s.db).await.map_err(sw_db::api_error)?;
     let rows = client::Entity::find()
         .order_by_asc(client::Column::ClientId)

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sw_authz::{Principal, Scope};
 use sw_bus::{RpcCall, RpcReply};
 use sw_contracts::auth::{RoleBinding, UserDeleted, UserIn, UserOut, UserPatch, WhoAmI};
-use sw_contracts::{FieldError, Page, PageQuery};
+use sw_contracts::{FieldError, Page};
 use sw_http::ApiError;
 
 use super::{like_escape, normalize_roles, param, roles_from_json, roles_to_json};
@@ -121,7 +121,7 @@ struct ListQuery {
 pub async fn list(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> {
     admin(&s, &call, Op::UsersList).await?;
     let q: ListQuery = sw_http::parse_query(&call.envelope.query)?;
-    let pq = PageQuery { page: q.page, page_size: q.page_size };
+    let pq = sw_http::page_query(q.page, q.page_size)?;
     let mut select = user::Entity::find();
     if let Some(term) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if term.chars().count() > 128 {
