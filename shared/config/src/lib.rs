@@ -52,7 +52,7 @@ impl fmt::Debug for Secret {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub nats: NatsConfig,
@@ -63,8 +63,24 @@ pub struct Config {
     pub appmeta: AppmetaConfig,
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
-    /// Drain deadline on shutdown, in seconds.
+    /// Drain deadline on shutdown, in seconds: in-flight requests and messages get this long to finish.
     pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            nats: NatsConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            gateway: GatewayConfig::default(),
+            auth: AuthConfig::default(),
+            appmeta: AppmetaConfig::default(),
+            log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            shutdown_grace_secs: 10,
+        }
+    }
 }
 
 /// NATS connection and naming.
