@@ -159,13 +159,21 @@ mod tests {
         let dir = committed_dir();
         for (rel, text) in &files {
             let committed = std::fs::read_to_string(dir.join(rel)).unwrap_or_default();
-            assert!(committed == *text, "proto-schemas/{} is stale: run `make schemas` and commit", rel.display());
+            assert!(
+                committed == *text,
+                "proto-schemas/{} is stale: run `make schemas` and commit",
+                rel.display()
+            );
         }
         let on_disk: Vec<_> = std::fs::read_dir(dir.join("events"))
             .map(|d| d.filter_map(|e| e.ok()).map(|e| PathBuf::from("events").join(e.file_name())).collect())
             .unwrap_or_default();
         for p in on_disk {
-            assert!(files.contains_key(&p), "proto-schemas/{} is not generated any more: delete it", p.display());
+            assert!(
+                files.contains_key(&p),
+                "proto-schemas/{} is not generated any more: delete it",
+                p.display()
+            );
         }
     }
 

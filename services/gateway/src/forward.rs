@@ -52,12 +52,20 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     let st = &state.0;
     let (mut parts, body) = req.into_parts();
-    let client_ip = client_ip(&parts.headers, parts.extensions.get::<ConnectInfo<SocketAddr>>(), st.cfg.gateway.trust_forwarded_for);
-    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let client_ip = client_ip(
+        &parts.headers,
+        parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+        st.cfg.gateway.trust_forwarded_for,
+    );
+    let authorization =
+        parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let meta = CallMeta {
         authorization,
         request_id: request_id.clone(),
-        traceparent: Some(traceparent(&parts.headers)),
+        // The request span's context, so the service span becomes its child; without an
+        // OpenTelemetry layer (tests, tools) the caller's trace is still passed along as is.
+        traceparent: sw_telemetry::traceparent_of(&tracing::Span::current())
+            .or_else(|| Some(traceparent(&parts.headers))),
         client_ip: Some(client_ip.clone()),
     };
 
@@ -73,7 +81,9 @@ async fn handle(
     let params: BTreeMap<String, String> = RawPathParams::from_request_parts(&mut parts, &())
         .await
         .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
-        .map_err(|_| ApiError::bad_request("malformed_path", "The path contains invalid percent-encoding."))?;
+        .map_err(|_| {
+            ApiError::bad_request("malformed_path", "The path contains invalid percent-encoding.")
+        })?;
     let query = parts.uri.query().unwrap_or("").to_owned();
 
     let raw = match route.body {
@@ -89,7 +99,9 @@ async fn handle(
 
     let idem_key = parts.headers.get("idempotency-key").map(|v| v.to_str().map(str::to_owned));
     let idem = match (route.method == axum::http::Method::POST, idem_key) {
-        (true, Some(Err(_))) => return Err(ApiError::invalid_field("Idempotency-Key", "must be visible ASCII")),
+        (true, Some(Err(_))) => {
+            return Err(ApiError::invalid_field("Idempotency-Key", "must be visible ASCII"));
+        }
         (true, Some(Ok(key))) => {
             let fp = idempotency::fingerprint(route.method.as_str(), parts.uri.path(), &query, &raw);
             let pending_ttl = st.cfg.nats.request_timeout_ms / 1000 + 30;
@@ -104,7 +116,12 @@ async fn handle(
     let result = st.bus.call(route.service, route.op, &meta, &envelope, None).await;
     if let Some((redis_key, fp)) = idem {
         let stored = match &result {
-            Ok(r) => Some(Stored { status: r.status, headers: r.headers.clone(), body: r.body.clone(), problem: false }),
+            Ok(r) => Some(Stored {
+                status: r.status,
+                headers: r.headers.clone(),
+                body: r.body.clone(),
+                problem: false,
+            }),
             Err(e) => Some(Stored {
                 status: e.status(),
                 headers: BTreeMap::new(),
@@ -153,7 +170,8 @@ fn replayed(stored: Stored) -> Response {
 
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::too_large(format!("The request body is larger than {limit} bytes."));
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         && len > limit as u64
     {
         return Err(too_large());
@@ -181,10 +199,16 @@ fn parse_json(headers: &HeaderMap, raw: &[u8]) -> Result<Option<serde_json::Valu
     match media_type(headers) {
         Some(m) if m == "application/json" || m.ends_with("+json") => {}
         _ => {
-            return Err(ApiError::new(415, "unsupported_media_type", "Send the body as 'Content-Type: application/json'."));
+            return Err(ApiError::new(
+                415,
+                "unsupported_media_type",
+                "Send the body as 'Content-Type: application/json'.",
+            ));
         }
     }
-    serde_json::from_slice(raw).map(Some).map_err(|e| ApiError::malformed_json(format!("The body is not valid JSON: {e}")))
+    serde_json::from_slice(raw)
+        .map(Some)
+        .map_err(|e| ApiError::malformed_json(format!("The body is not valid JSON: {e}")))
 }
 
 fn parse_form(headers: &HeaderMap, raw: &[u8]) -> Result<serde_json::Value, ApiError> {
@@ -221,7 +245,8 @@ fn client_ip(headers: &HeaderMap, peer: Option<&ConnectInfo<SocketAddr>>, trust_
     peer.map(|p| p.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
-/// Continues the caller's W3C trace context, or starts a new trace.
+/// Continues the caller's W3C trace context, or starts a new trace (used when no OpenTelemetry
+/// layer is installed to do it).
 fn traceparent(headers: &HeaderMap) -> String {
     if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok())
         && valid_traceparent(tp)
@@ -256,7 +281,10 @@ mod tests {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         h.insert("traceparent", HeaderValue::from_static(tp));
         assert_eq!(traceparent(&h), tp);
-        h.insert("traceparent", HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        h.insert(
+            "traceparent",
+            HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        );
         let new = traceparent(&h);
         assert_ne!(new, tp);
         assert!(valid_traceparent(&new), "{new}");

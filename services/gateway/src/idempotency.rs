@@ -52,11 +52,18 @@ pub fn fingerprint(method: &str, path: &str, query: &str, body: &[u8]) -> String
 }
 
 /// Claims `key` for this request or returns the stored answer.
-pub async fn begin(redis: &Redis, subject: &str, key: &str, fp: &str, pending_ttl_secs: u64) -> Result<Begin, ApiError> {
+pub async fn begin(
+    redis: &Redis,
+    subject: &str,
+    key: &str,
+    fp: &str,
+    pending_ttl_secs: u64,
+) -> Result<Begin, ApiError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| (0x21..0x7f).contains(&b)) {
         return Err(ApiError::invalid_field("Idempotency-Key", "must be 1-255 visible ASCII characters"));
     }
-    let redis_key = redis.key("gateway", "idem", &format!("{subject}:{}", hex::encode(Sha256::digest(key.as_bytes()))));
+    let redis_key =
+        redis.key("gateway", "idem", &format!("{subject}:{}", hex::encode(Sha256::digest(key.as_bytes()))));
     let pending = serde_json::to_string(&Entry { fp: fp.to_owned(), done: None }).unwrap_or_default();
     let mut c = redis.conn();
     let claimed: bool = sw_redis::redis::cmd("SET")

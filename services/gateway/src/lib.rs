@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +33,7 @@ use sw_redis::Redis;
 use sw_telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -99,7 +100,8 @@ pub fn router(state: AppState) -> Router {
     for (path, mr) in by_path {
         app = app.route(path, mr);
     }
-    let docs: Router<AppState> = SwaggerUi::new("/docs").url("/openapi-ui.json", openapi::ApiDoc::openapi()).into();
+    let docs: Router<AppState> =
+        SwaggerUi::new("/docs").url("/openapi-ui.json", openapi::ApiDoc::openapi()).into();
     app.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -115,6 +117,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Takes `x-request-id` from the client when it is sane, or makes one; echoes it on the answer.
+/// Runs the request inside an `http.request` span that continues the caller's W3C trace.
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -124,9 +127,24 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id);
-    let _ = span.enter();
-    let mut resp = next.run(req).await;
+    // The route template, not the raw path, so span names and attributes stay low-cardinality.
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.kind = "server",
+        otel.name = %format!("{} {route}", req.method()),
+        method = %req.method(),
+        route = %route,
+        request_id = %id,
+        status = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    sw_telemetry::set_parent(&span, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    span.record("status", resp.status().as_u16());
+    if resp.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -138,11 +156,10 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(sw_http::PROBLEM_JSON.as_bytes()));
-    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+    // Only bodies axum wrote itself (plain text or none); our own JSON answers stay as they are.
+    let bare =
+        resp.headers().get(header::CONTENT_TYPE).is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if (status.is_client_error() || status.is_server_error()) && bare {
         let code = match status {
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
@@ -186,7 +203,9 @@ async fn readyz(State(st): State<AppState>) -> Response {
     ok &= redis;
     checks.insert("redis".into(), status_value(redis, None));
     for c in &st.readiness {
-        let r = tokio::time::timeout(Duration::from_secs(2), (c.check)()).await.unwrap_or_else(|_| Err("timed out".into()));
+        let r = tokio::time::timeout(Duration::from_secs(2), (c.check)())
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()));
         ok &= r.is_ok();
         checks.insert(c.name.clone(), status_value(r.is_ok(), r.err()));
     }
@@ -252,13 +271,43 @@ mod tests {
         assert_eq!(documented, routed);
     }
 
+    /// Every `$ref` in the document points at a schema the document defines.
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        if k == "$ref" {
+                            out.push(v.as_str().unwrap_or_default().to_owned());
+                        }
+                        walk(v, out);
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let doc = serde_json::to_value(openapi::ApiDoc::openapi()).unwrap();
+        let mut refs = Vec::new();
+        walk(&doc, &mut refs);
+        assert!(!refs.is_empty());
+        for r in refs {
+            let name =
+                r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected ref {r}"));
+            assert!(doc["components"]["schemas"].get(name).is_some(), "unresolvable reference {r}");
+        }
+    }
+
     /// Anonymous routes are exactly the anonymous operations of the document.
     #[test]
     fn anonymous_routes_are_documented_as_such() {
         let doc = serde_json::to_value(openapi::ApiDoc::openapi()).unwrap();
         for r in routes::table() {
             let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
-            let anon = op["security"].as_array().is_some_and(|s| s.iter().any(|x| x.as_object().is_some_and(|o| o.is_empty())));
+            let anon = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x.as_object().is_some_and(|o| o.is_empty())));
             assert_eq!(anon, !r.authenticated, "{} {}", r.method, r.path);
         }
     }

@@ -10,9 +10,11 @@
 
 use sw_contracts::appmeta::*;
 use sw_contracts::auth::*;
-use sw_contracts::{FieldError, Page, PageQuery, Problem};
+use sw_contracts::{AppId, FieldError, Name, Page, PageQuery, Problem};
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme};
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -47,70 +49,70 @@ op!(me: get "/v1/me", "auth", "Who the token belongs to", params(), ok(200, WhoA
 op!(users_list: get "/v1/users", "users", "List users",
     params(PageQuery, ("search" = Option<String>, Query, description = "Substring of the username")), ok(200, Page<UserOut>));
 op!(users_create: post "/v1/users", "users", "Create a user", params(), body(UserIn), ok(201, UserOut));
-op!(users_get: get "/v1/users/{username}", "users", "Get a user", params(("username" = String, Path)), ok(200, UserOut));
+op!(users_get: get "/v1/users/{username}", "users", "Get a user", params(("username" = Username, Path)), ok(200, UserOut));
 op!(users_update: patch "/v1/users/{username}", "users", "Change a user",
-    params(("username" = String, Path)), body(UserPatch), ok(200, UserOut));
-op!(users_delete: delete "/v1/users/{username}", "users", "Delete a user", params(("username" = String, Path)), ok(204));
+    params(("username" = Username, Path)), body(UserPatch), ok(200, UserOut));
+op!(users_delete: delete "/v1/users/{username}", "users", "Delete a user", params(("username" = Username, Path)), ok(204));
 op!(users_roles: put "/v1/users/{username}/roles", "users", "Replace a user's role bindings",
-    params(("username" = String, Path)), body(Vec<RoleBinding>), ok(200, UserOut));
+    params(("username" = Username, Path)), body(Vec<RoleBinding>), ok(200, UserOut));
 op!(clients_list: get "/v1/clients", "clients", "List OAuth clients", params(PageQuery), ok(200, Page<ClientOut>));
 op!(clients_create: post "/v1/clients", "clients", "Register an OAuth client (the secret is shown once)",
     params(), body(ClientIn), ok(201, ClientSecretOut));
-op!(clients_get: get "/v1/clients/{clientId}", "clients", "Get a client", params(("clientId" = String, Path)), ok(200, ClientOut));
-op!(clients_delete: delete "/v1/clients/{clientId}", "clients", "Delete a client", params(("clientId" = String, Path)), ok(204));
+op!(clients_get: get "/v1/clients/{clientId}", "clients", "Get a client", params(("clientId" = ClientId, Path)), ok(200, ClientOut));
+op!(clients_delete: delete "/v1/clients/{clientId}", "clients", "Delete a client", params(("clientId" = ClientId, Path)), ok(204));
 op!(clients_secret: post "/v1/clients/{clientId}/secret", "clients", "Rotate a client's secret (shown once)",
-    params(("clientId" = String, Path)), ok(200, ClientSecretOut));
+    params(("clientId" = ClientId, Path)), ok(200, ClientSecretOut));
 op!(clients_roles: put "/v1/clients/{clientId}/roles", "clients", "Replace a client's role bindings",
-    params(("clientId" = String, Path)), body(Vec<RoleBinding>), ok(200, ClientOut));
+    params(("clientId" = ClientId, Path)), body(Vec<RoleBinding>), ok(200, ClientOut));
 op!(keys_list: get "/v1/auth/keys", "auth", "List token signing keys", params(), ok(200, Vec<SigningKeyOut>));
 op!(keys_rotate: post "/v1/auth/keys/rotate", "auth", "Rotate the token signing key (nobody is logged out)",
     params(), ok(201, SigningKeyOut));
 
 op!(apps_list: get "/v1/apps", "apps", "List applications", params(AppListQuery), ok(200, Page<AppOut>));
 op!(apps_create: post "/v1/apps", "apps", "Create an application", params(), body(AppIn), ok(201, AppOut));
-op!(apps_get: get "/v1/apps/{appId}", "apps", "Get an application", params(("appId" = String, Path)), ok(200, AppOut));
+op!(apps_get: get "/v1/apps/{appId}", "apps", "Get an application", params(("appId" = AppId, Path)), ok(200, AppOut));
 op!(apps_update: patch "/v1/apps/{appId}", "apps", "Change an application",
-    params(("appId" = String, Path)), body(AppPatch), ok(200, AppOut));
+    params(("appId" = AppId, Path)), body(AppPatch), ok(200, AppOut));
 op!(apps_delete: delete "/v1/apps/{appId}", "apps", "Delete an application and its components",
-    params(("appId" = String, Path)), ok(204));
+    params(("appId" = AppId, Path)), ok(204));
 op!(components_list: get "/v1/apps/{appId}/components", "components", "List an application's components",
-    params(("appId" = String, Path), ComponentListQuery), ok(200, Page<ComponentOut>));
+    params(("appId" = AppId, Path), ComponentListQuery), ok(200, Page<ComponentOut>));
 op!(components_create: post "/v1/apps/{appId}/components", "components", "Add a component",
-    params(("appId" = String, Path)), body(ComponentIn), ok(201, ComponentOut));
+    params(("appId" = AppId, Path)), body(ComponentIn), ok(201, ComponentOut));
 op!(components_get: get "/v1/apps/{appId}/components/{componentName}", "components", "Get a component",
-    params(("appId" = String, Path), ("componentName" = String, Path)), ok(200, ComponentOut));
+    params(("appId" = AppId, Path), ("componentName" = Name, Path)), ok(200, ComponentOut));
 op!(components_update: patch "/v1/apps/{appId}/components/{componentName}", "components", "Change a component",
-    params(("appId" = String, Path), ("componentName" = String, Path)), body(ComponentPatch), ok(200, ComponentOut));
+    params(("appId" = AppId, Path), ("componentName" = Name, Path)), body(ComponentPatch), ok(200, ComponentOut));
 op!(components_delete: delete "/v1/apps/{appId}/components/{componentName}", "components", "Remove a component",
-    params(("appId" = String, Path), ("componentName" = String, Path)), ok(204));
+    params(("appId" = AppId, Path), ("componentName" = Name, Path)), ok(204));
 
 op!(namespaces_list: get "/v1/namespaces", "namespaces", "List namespaces", params(PageQuery), ok(200, Page<NamespaceOut>));
 op!(namespaces_create: post "/v1/namespaces", "namespaces", "Create a namespace", params(), body(NamespaceIn), ok(201, NamespaceOut));
 op!(namespaces_get: get "/v1/namespaces/{namespaceId}", "namespaces", "Get a namespace",
-    params(("namespaceId" = String, Path)), ok(200, NamespaceOut));
+    params(("namespaceId" = Name, Path)), ok(200, NamespaceOut));
 op!(namespaces_update: patch "/v1/namespaces/{namespaceId}", "namespaces", "Change a namespace",
-    params(("namespaceId" = String, Path)), body(NamespacePatch), ok(200, NamespaceOut));
+    params(("namespaceId" = Name, Path)), body(NamespacePatch), ok(200, NamespaceOut));
 op!(namespaces_delete: delete "/v1/namespaces/{namespaceId}", "namespaces", "Delete an empty namespace",
-    params(("namespaceId" = String, Path)), ok(204));
+    params(("namespaceId" = Name, Path)), ok(204));
 op!(stages_list: get "/v1/namespaces/{namespaceId}/stages", "namespaces", "List a namespace's stages",
-    params(("namespaceId" = String, Path), PageQuery), ok(200, Page<StageOut>));
+    params(("namespaceId" = Name, Path), PageQuery), ok(200, Page<StageOut>));
 op!(stages_create: post "/v1/namespaces/{namespaceId}/stages", "namespaces", "Create a stage",
-    params(("namespaceId" = String, Path)), body(StageIn), ok(201, StageOut));
+    params(("namespaceId" = Name, Path)), body(StageIn), ok(201, StageOut));
 op!(stages_get: get "/v1/namespaces/{namespaceId}/stages/{stageId}", "namespaces", "Get a stage",
-    params(("namespaceId" = String, Path), ("stageId" = String, Path)), ok(200, StageOut));
+    params(("namespaceId" = Name, Path), ("stageId" = Name, Path)), ok(200, StageOut));
 op!(stages_update: patch "/v1/namespaces/{namespaceId}/stages/{stageId}", "namespaces", "Change a stage",
-    params(("namespaceId" = String, Path), ("stageId" = String, Path)), body(StagePatch), ok(200, StageOut));
+    params(("namespaceId" = Name, Path), ("stageId" = Name, Path)), body(StagePatch), ok(200, StageOut));
 op!(stages_delete: delete "/v1/namespaces/{namespaceId}/stages/{stageId}", "namespaces", "Delete a stage",
-    params(("namespaceId" = String, Path), ("stageId" = String, Path)), ok(204));
+    params(("namespaceId" = Name, Path), ("stageId" = Name, Path)), ok(204));
 op!(clusters_list: get "/v1/clusters", "clusters", "List clusters", params(PageQuery), ok(200, Page<ClusterOut>));
 op!(clusters_create: post "/v1/clusters", "clusters", "Register a cluster (credentials are write-only)",
     params(), body(ClusterIn), ok(201, ClusterOut));
 op!(clusters_get: get "/v1/clusters/{clusterId}", "clusters", "Get a cluster",
-    params(("clusterId" = String, Path)), ok(200, ClusterOut));
+    params(("clusterId" = Name, Path)), ok(200, ClusterOut));
 op!(clusters_update: patch "/v1/clusters/{clusterId}", "clusters", "Change a cluster",
-    params(("clusterId" = String, Path)), body(ClusterPatch), ok(200, ClusterOut));
+    params(("clusterId" = Name, Path)), body(ClusterPatch), ok(200, ClusterOut));
 op!(clusters_delete: delete "/v1/clusters/{clusterId}", "clusters", "Remove a cluster",
-    params(("clusterId" = String, Path)), ok(204));
+    params(("clusterId" = Name, Path)), ok(204));
 
 op!(healthz: get "/healthz", "health", "Liveness: the process is up", params(), ok(200, serde_json::Value), anonymous);
 op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases answer", params(), ok(200, serde_json::Value), anonymous);
@@ -134,7 +136,7 @@ op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases a
         clusters_list, clusters_create, clusters_get, clusters_update, clusters_delete,
         healthz, readyz,
     ),
-    components(schemas(Problem, FieldError)),
+    components(schemas(Problem, FieldError, ComponentType, AppId, Name, Username, ClientId)),
     modifiers(&Security, &Problems),
     security(("bearer" = []), ("oauth2" = [])),
     tags(
@@ -157,11 +159,16 @@ impl Modify for Security {
         let c = api.components.get_or_insert_with(Default::default);
         c.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
         );
         c.add_security_scheme(
             "oauth2",
-            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new("/oauth/token", Scopes::new()))])),
+            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new(
+                "/oauth/token",
+                Scopes::new(),
+            ))])),
         );
     }
 }
@@ -215,7 +222,10 @@ impl Modify for Problems {
                     }
                     let resp = ResponseBuilder::new()
                         .description(desc)
-                        .content(sw_http::PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                        .content(
+                            sw_http::PROBLEM_JSON,
+                            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                        )
                         .build();
                     op.responses.responses.insert(code.to_owned(), resp.into());
                 }

@@ -9,7 +9,8 @@ use sw_redis::redis::AsyncCommands;
 
 /// Counts one request for `subject`; 429 with `Retry-After` once over `per_minute`.
 pub async fn check(redis: &Redis, subject: &str, per_minute: u64) -> Result<(), ApiError> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     let window = now / 60;
     let key = redis.key("gateway", "rl", &format!("{subject}:{window}"));
     let mut c = redis.conn();

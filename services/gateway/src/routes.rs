@@ -29,11 +29,23 @@ pub struct Route {
     pub authenticated: bool,
 }
 
-const fn r(method: Method, path: &'static str, service: &'static str, op: &'static str, body: BodyKind) -> Route {
+const fn r(
+    method: Method,
+    path: &'static str,
+    service: &'static str,
+    op: &'static str,
+    body: BodyKind,
+) -> Route {
     Route { method, path, service, op, body, authenticated: true }
 }
 
-const fn anon(method: Method, path: &'static str, service: &'static str, op: &'static str, body: BodyKind) -> Route {
+const fn anon(
+    method: Method,
+    path: &'static str,
+    service: &'static str,
+    op: &'static str,
+    body: BodyKind,
+) -> Route {
     Route { method, path, service, op, body, authenticated: false }
 }
 
@@ -71,7 +83,13 @@ pub fn table() -> Vec<Route> {
         r(Method::POST, "/v1/apps/{appId}/components", "appmeta", "components.create", Json),
         r(Method::GET, "/v1/apps/{appId}/components/{componentName}", "appmeta", "components.get", NoBody),
         r(Method::PATCH, "/v1/apps/{appId}/components/{componentName}", "appmeta", "components.update", Json),
-        r(Method::DELETE, "/v1/apps/{appId}/components/{componentName}", "appmeta", "components.delete", NoBody),
+        r(
+            Method::DELETE,
+            "/v1/apps/{appId}/components/{componentName}",
+            "appmeta",
+            "components.delete",
+            NoBody,
+        ),
         // appmeta: namespaces, stages, clusters
         r(Method::GET, "/v1/namespaces", "appmeta", "namespaces.list", NoBody),
         r(Method::POST, "/v1/namespaces", "appmeta", "namespaces.create", Json),
@@ -82,7 +100,13 @@ pub fn table() -> Vec<Route> {
         r(Method::POST, "/v1/namespaces/{namespaceId}/stages", "appmeta", "stages.create", Json),
         r(Method::GET, "/v1/namespaces/{namespaceId}/stages/{stageId}", "appmeta", "stages.get", NoBody),
         r(Method::PATCH, "/v1/namespaces/{namespaceId}/stages/{stageId}", "appmeta", "stages.update", Json),
-        r(Method::DELETE, "/v1/namespaces/{namespaceId}/stages/{stageId}", "appmeta", "stages.delete", NoBody),
+        r(
+            Method::DELETE,
+            "/v1/namespaces/{namespaceId}/stages/{stageId}",
+            "appmeta",
+            "stages.delete",
+            NoBody,
+        ),
         r(Method::GET, "/v1/clusters", "appmeta", "clusters.list", NoBody),
         r(Method::POST, "/v1/clusters", "appmeta", "clusters.create", Json),
         r(Method::GET, "/v1/clusters/{clusterId}", "appmeta", "clusters.get", NoBody),

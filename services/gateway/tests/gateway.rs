@@ -133,13 +133,28 @@ async fn rejects_missing_bad_and_wrong_tokens() {
 async fn bodies_are_checked_before_forwarding() {
     let app = App::spawn(|env| env.cfg.gateway.body_limit_bytes = 2048).await;
     let post = |body: Vec<u8>, ct: &str| {
-        app.http.post(app.url("/v1/apps")).bearer_auth(&app.token).header("content-type", ct).body(body).send()
+        app.http
+            .post(app.url("/v1/apps"))
+            .bearer_auth(&app.token)
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
-    problem(post(b"{\"appId\":".to_vec(), "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "malformed_json").await;
-    problem(post(b"appId=x".to_vec(), "text/plain").await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-        .await;
+    problem(
+        post(b"{\"appId\":".to_vec(), "application/json").await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    )
+    .await;
+    problem(
+        post(b"appId=x".to_vec(), "text/plain").await.unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
     let big = format!("{{\"x\":\"{}\"}}", "a".repeat(4096)).into_bytes();
-    problem(post(big, "application/json").await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    problem(post(big, "application/json").await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        .await;
     assert_eq!(app.creates.load(Ordering::SeqCst), 0, "nothing reached the service");
     let ok = post(b"{\"appId\":\"x\"}".to_vec(), "application/json").await.unwrap();
     assert_eq!(ok.status(), 201);
@@ -151,7 +166,12 @@ async fn bodies_are_checked_before_forwarding() {
 async fn idempotency_key_replays_the_first_answer() {
     let app = App::spawn(|_| {}).await;
     let send = |key: &str, body: Value| {
-        app.http.post(app.url("/v1/apps")).bearer_auth(&app.token).header("idempotency-key", key).json(&body).send()
+        app.http
+            .post(app.url("/v1/apps"))
+            .bearer_auth(&app.token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
     };
     let first = send("k1", json!({"appId": "a"})).await.unwrap();
     assert_eq!(first.status(), 201);
@@ -163,7 +183,12 @@ async fn idempotency_key_replays_the_first_answer() {
     assert_eq!(again.json::<Value>().await.unwrap(), first_body);
     assert_eq!(app.creates.load(Ordering::SeqCst), 1, "the service ran once");
 
-    problem(send("k1", json!({"appId": "b"})).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
+    problem(
+        send("k1", json!({"appId": "b"})).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
 
     // A 4xx answer is replayed too.
     let e1 = send("k2", json!({"fail": true})).await.unwrap();
@@ -174,7 +199,14 @@ async fn idempotency_key_replays_the_first_answer() {
     assert_eq!(app.creates.load(Ordering::SeqCst), 2);
 
     // Without a key every POST runs.
-    let _ = app.http.post(app.url("/v1/apps")).bearer_auth(&app.token).json(&json!({"appId": "c"})).send().await.unwrap();
+    let _ = app
+        .http
+        .post(app.url("/v1/apps"))
+        .bearer_auth(&app.token)
+        .json(&json!({"appId": "c"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(app.creates.load(Ordering::SeqCst), 3);
     app.stop().await;
 }
@@ -182,11 +214,19 @@ async fn idempotency_key_replays_the_first_answer() {
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after() {
     let app = App::spawn(|env| env.cfg.gateway.rate_limit_per_minute = 3).await;
-    for _ in 0..3 {
+    // The window is a fixed minute: the first 3 always pass; within 7 requests one window must
+    // see a 4th, even if the requests straddle a minute boundary.
+    let mut limited = None;
+    for i in 0..7 {
         let r = app.http.get(app.url("/v1/apps")).bearer_auth(&app.token).send().await.unwrap();
-        assert_eq!(r.status(), 200);
+        if i < 3 {
+            assert_eq!(r.status(), 200, "request {i}");
+        } else if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
     }
-    let r = app.http.get(app.url("/v1/apps")).bearer_auth(&app.token).send().await.unwrap();
+    let r = limited.expect("a 429 within 7 requests at 3 per minute");
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
     problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
@@ -279,8 +319,11 @@ fn free_port() -> u16 {
 async fn redis_outage_gives_503_and_recovers_without_restart() {
     let port = free_port();
     let mut redis = PrivateRedis::start(port, std::env::temp_dir().join(format!("sw-redis-{port}")));
-    let app = App::spawn(|env| env.cfg.redis.url = sw_config::Secret::new(format!("redis://127.0.0.1:{port}"))).await;
-    let get = || app.http.get(app.url("/v1/apps")).bearer_auth(&app.token).timeout(Duration::from_secs(10)).send();
+    let app =
+        App::spawn(|env| env.cfg.redis.url = sw_config::Secret::new(format!("redis://127.0.0.1:{port}")))
+            .await;
+    let get =
+        || app.http.get(app.url("/v1/apps")).bearer_auth(&app.token).timeout(Duration::from_secs(10)).send();
     assert_eq!(get().await.unwrap().status(), 200);
 
     redis.kill();

@@ -78,8 +78,8 @@ pub fn sign(claims: &Claims, kid: &str, key: &SigningKey) -> String {
 /// The `kid` a token claims to be signed with (unverified).
 pub fn kid_of(token: &str) -> Result<String, TokenError> {
     let (h, _, _) = split(token)?;
-    let header: Header =
-        serde_json::from_slice(&B64.decode(h).map_err(|_| TokenError::Malformed)?).map_err(|_| TokenError::Malformed)?;
+    let header: Header = serde_json::from_slice(&B64.decode(h).map_err(|_| TokenError::Malformed)?)
+        .map_err(|_| TokenError::Malformed)?;
     if header.alg != "EdDSA" {
         return Err(TokenError::UnsupportedAlgorithm);
     }
@@ -112,8 +112,8 @@ pub fn verify(
         B64.decode(s).map_err(|_| TokenError::Malformed)?.try_into().map_err(|_| TokenError::Malformed)?;
     let sig = Signature::from_bytes(&sig_bytes);
     key.verify_strict(format!("{h}.{c}").as_bytes(), &sig).map_err(|_| TokenError::BadSignature)?;
-    let claims: Claims =
-        serde_json::from_slice(&B64.decode(c).map_err(|_| TokenError::Malformed)?).map_err(|_| TokenError::Malformed)?;
+    let claims: Claims = serde_json::from_slice(&B64.decode(c).map_err(|_| TokenError::Malformed)?)
+        .map_err(|_| TokenError::Malformed)?;
     if claims.exp <= now - leeway {
         return Err(TokenError::Expired);
     }
@@ -174,7 +174,10 @@ mod tests {
         let k = key();
         let t = sign(&claims(1000), "k1", &k);
         let vk = k.verifying_key();
-        assert_eq!(verify(&t, &key().verifying_key(), "sreworks", "sreworks", 1000, 0), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&t, &key().verifying_key(), "sreworks", "sreworks", 1000, 0),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(verify(&t, &vk, "sreworks", "sreworks", 1060, 0), Err(TokenError::Expired));
         assert_eq!(verify(&t, &vk, "sreworks", "sreworks", 900, 5), Err(TokenError::NotYetValid));
         assert_eq!(verify(&t, &vk, "other", "sreworks", 1000, 0), Err(TokenError::WrongAudience));

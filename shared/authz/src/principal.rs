@@ -72,7 +72,11 @@ impl Principal {
     }
 
     /// Apps and teams on which a scoped binding allows `op` (for filtering lists).
-    pub fn scoped_grants<Op: Copy>(&self, matrix: fn(Role, Op) -> bool, op: Op) -> (Vec<String>, Vec<String>) {
+    pub fn scoped_grants<Op: Copy>(
+        &self,
+        matrix: fn(Role, Op) -> bool,
+        op: Op,
+    ) -> (Vec<String>, Vec<String>) {
         let mut apps = Vec::new();
         let mut teams = Vec::new();
         for b in self.roles.iter().filter(|b| matrix(b.role, op)) {
@@ -101,12 +105,14 @@ mod tests {
 
     #[test]
     fn scoped_bindings_apply_only_in_their_scope() {
-        let app_dev = p(vec![RoleBinding { role: Role::Developer, team: None, app: Some(AppId::parse("a").unwrap()) }]);
+        let app_dev =
+            p(vec![RoleBinding { role: Role::Developer, team: None, app: Some(AppId::parse("a").unwrap()) }]);
         assert!(app_dev.can(write, (), Scope::App { app: "a", team: None }));
         assert!(!app_dev.can(write, (), Scope::App { app: "b", team: None }));
         assert!(!app_dev.can(write, (), Scope::Global));
 
-        let team_dev = p(vec![RoleBinding { role: Role::Developer, team: Some(Name::parse("t").unwrap()), app: None }]);
+        let team_dev =
+            p(vec![RoleBinding { role: Role::Developer, team: Some(Name::parse("t").unwrap()), app: None }]);
         assert!(team_dev.can(write, (), Scope::App { app: "x", team: Some("t") }));
         assert!(!team_dev.can(write, (), Scope::App { app: "x", team: Some("u") }));
         assert!(!team_dev.can(write, (), Scope::App { app: "x", team: None }));

@@ -83,7 +83,10 @@ impl Verifier {
     pub async fn verify_call(&self, meta: &CallMeta) -> Result<Principal, ApiError> {
         match meta.bearer() {
             Some(t) => self.verify(t).await,
-            None => Err(ApiError::unauthorized("missing_token", "Send an access token as 'Authorization: Bearer <token>'.")),
+            None => Err(ApiError::unauthorized(
+                "missing_token",
+                "Send an access token as 'Authorization: Bearer <token>'.",
+            )),
         }
     }
 
@@ -93,7 +96,8 @@ impl Verifier {
         let kid = jwt::kid_of(token).map_err(unauthorized)?;
         let key = self.key(&kid).await?.ok_or_else(|| unauthorized(TokenError::UnknownKey))?;
         let now = chrono::Utc::now().timestamp();
-        let claims = jwt::verify(token, &key, &self.issuer, &self.audience, now, LEEWAY_SECS).map_err(unauthorized)?;
+        let claims =
+            jwt::verify(token, &key, &self.issuer, &self.audience, now, LEEWAY_SECS).map_err(unauthorized)?;
         let mut conn = self.redis.conn();
         let revoked: bool = sw_redis::redis::cmd("EXISTS")
             .arg(revoked_key(&self.redis, &claims.jti))
@@ -103,7 +107,13 @@ impl Verifier {
         if revoked {
             return Err(ApiError::unauthorized("token_revoked", "This token has been revoked."));
         }
-        Ok(Principal { subject: claims.sub, client_id: claims.client_id, roles: claims.roles, jti: claims.jti, exp: claims.exp })
+        Ok(Principal {
+            subject: claims.sub,
+            client_id: claims.client_id,
+            roles: claims.roles,
+            jti: claims.jti,
+            exp: claims.exp,
+        })
     }
 
     async fn key(&self, kid: &str) -> Result<Option<VerifyingKey>, ApiError> {

@@ -12,6 +12,7 @@
 //! queue group ([`rpc::serve`]), runs the handler under a deadline and replies with an
 //! [`RpcReply`] or a problem.
 
+pub mod consumer;
 pub mod names;
 pub mod outbox;
 pub mod rpc;
@@ -25,7 +26,7 @@ pub use sw_contracts::events::CloudEvent;
 pub use sw_contracts::rpc::{RpcEnvelope, RpcReply};
 
 pub use crate::names::Names;
-pub use crate::rpc::{CallMeta, RpcCall, Router};
+pub use crate::rpc::{CallMeta, Router, RpcCall};
 
 /// Errors of the bus itself (not of a remote handler).
 #[derive(Debug, thiserror::Error)]
@@ -168,10 +169,8 @@ impl Bus {
     /// Returns `true` when JetStream reported it as a duplicate (already stored).
     pub async fn publish_event(&self, event: &CloudEvent) -> Result<bool, BusError> {
         let subject = self.names.event_subject(event.name());
-        let payload = serde_json::to_vec(event).map_err(|e| BusError::Publish {
-            subject: subject.clone(),
-            message: e.to_string(),
-        })?;
+        let payload = serde_json::to_vec(event)
+            .map_err(|e| BusError::Publish { subject: subject.clone(), message: e.to_string() })?;
         self.publish_raw(&subject, &event.id, event.traceparent.as_deref(), payload.into()).await
     }
 
@@ -191,13 +190,11 @@ impl Bus {
             headers.insert("traceparent", tp);
         }
         let timeout = self.cfg.request_timeout();
-        let ack_future = tokio::time::timeout(
-            timeout,
-            self.js.publish_with_headers(subject.to_owned(), headers, payload),
-        )
-        .await
-        .map_err(|_| fail("timed out sending".into()))?
-        .map_err(|e| fail(e.to_string()))?;
+        let ack_future =
+            tokio::time::timeout(timeout, self.js.publish_with_headers(subject.to_owned(), headers, payload))
+                .await
+                .map_err(|_| fail("timed out sending".into()))?
+                .map_err(|e| fail(e.to_string()))?;
         let ack = tokio::time::timeout(timeout, ack_future)
             .await
             .map_err(|_| fail("timed out waiting for the stream's ack".into()))?

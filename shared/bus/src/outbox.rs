@@ -156,7 +156,9 @@ impl Relay {
         }
         match tokio::time::timeout(Duration::from_secs(5), self.publish_pending()).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "Last outbox pass failed; rows stay for the next start."),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Last outbox pass failed; rows stay for the next start.")
+            }
             Err(_) => tracing::warn!("Last outbox pass timed out; rows stay for the next start."),
         }
     }
@@ -179,10 +181,17 @@ impl Relay {
             let subject: String = row.try_get("", "subject")?;
             let traceparent: Option<String> = row.try_get("", "traceparent")?;
             let payload: String = row.try_get("", "payload")?;
-            match self.bus.publish_raw(&subject, &event_id, traceparent.as_deref(), payload.into_bytes().into()).await {
+            match self
+                .bus
+                .publish_raw(&subject, &event_id, traceparent.as_deref(), payload.into_bytes().into())
+                .await
+            {
                 Ok(duplicate) => {
                     if duplicate {
-                        tracing::debug!(event_id, "Event was already in the stream (republished after a crash).");
+                        tracing::debug!(
+                            event_id,
+                            "Event was already in the stream (republished after a crash)."
+                        );
                     }
                     done.push(id);
                 }

@@ -3,7 +3,10 @@
 //! A service builds a [`Router`] of operations and hands it to [`serve`], which registers
 //! `{prefix}-{service}` with the NATS services API (so `nats micro ls` finds it), one endpoint per
 //! operation on `{prefix}.api.{service}.{op}` in the default queue group, and runs each request
-//! under the request deadline. The gateway (or any caller) uses [`Bus::call`].
+//! under the request deadline inside an `rpc.server` span that continues the caller's W3C trace
+//! (the `traceparent` header); the handler sees that span's own `traceparent` in
+//! [`CallMeta::traceparent`], so the events it publishes belong to the same trace. The gateway
+//! (or any caller) uses [`Bus::call`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,11 +19,13 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use sw_contracts::Problem;
 use sw_contracts::rpc::{
-    HDR_AUTHORIZATION, HDR_CLIENT_IP, HDR_REQUEST_ID, HDR_SERVICE_ERROR, HDR_SERVICE_ERROR_CODE, HDR_TRACEPARENT,
+    HDR_AUTHORIZATION, HDR_CLIENT_IP, HDR_REQUEST_ID, HDR_SERVICE_ERROR, HDR_SERVICE_ERROR_CODE,
+    HDR_TRACEPARENT,
 };
 use sw_http::ApiError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::{Bus, BusError, RpcEnvelope, RpcReply};
 
@@ -42,6 +47,8 @@ pub struct CallMeta {
     /// The caller's `Authorization` header value.
     pub authorization: Option<String>,
     pub request_id: Option<String>,
+    /// The W3C trace context. Inside a handler it names the service's `rpc.server` span (when
+    /// tracing is installed), so copying it onto published events links them to this request.
     pub traceparent: Option<String>,
     pub client_ip: Option<String>,
 }
@@ -108,7 +115,10 @@ impl Router {
         Fut: Future<Output = Result<RpcReply, ApiError>> + Send + 'static,
     {
         assert!(
-            !op.is_empty() && op.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')),
+            !op.is_empty()
+                && op
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')),
             "bad op name {op}"
         );
         let prev = self.routes.insert(op.to_owned(), Arc::new(move |c| Box::pin(f(c))));
@@ -164,40 +174,74 @@ pub async fn serve(
         let handler = router.routes[&op].clone();
         let bus = bus.clone();
         let service_name = router.service.clone();
-        tracker.spawn(async move {
+        let mut meta = CallMeta::from_headers(request.message.headers.as_ref());
+        let span = server_span(&service_name, &op, &meta);
+        // What the handler passes on (CloudEvents, further calls) names this span as the parent.
+        if let Some(tp) = sw_telemetry::traceparent_of(&span) {
+            meta.traceparent = Some(tp);
+        }
+        let task = async move {
             let _permit = permit;
-            let meta = CallMeta::from_headers(request.message.headers.as_ref());
             let result = match serde_json::from_slice::<RpcEnvelope>(&request.message.payload) {
                 Ok(envelope) => {
                     let call = RpcCall { op: op.clone(), envelope, meta: meta.clone() };
                     match tokio::time::timeout(deadline, handler(call)).await {
                         Ok(r) => r,
-                        Err(_) => Err(ApiError::unavailable("timeout", &format!("{service_name}.{op} exceeded its deadline"))),
+                        Err(_) => Err(ApiError::unavailable(
+                            "timeout",
+                            &format!("{service_name}.{op} exceeded its deadline"),
+                        )),
                     }
                 }
-                Err(e) => Err(ApiError::bad_request("malformed_request", format!("Invalid request envelope: {e}"))),
+                Err(e) => {
+                    Err(ApiError::bad_request("malformed_request", format!("Invalid request envelope: {e}")))
+                }
             };
             let status = match &result {
                 Ok(r) => r.status,
                 Err(e) => e.status(),
             };
+            let span = tracing::Span::current();
+            span.record("status", status);
+            if status >= 500 {
+                span.record("otel.status_code", "ERROR");
+            }
             metrics::counter!("sw_rpc_requests_total", "service" => service_name.clone(), "op" => op.clone(), "status" => status.to_string()).increment(1);
             if let Err(e) = reply(&bus, &request, result, meta.request_id).await {
                 tracing::warn!(service = %service_name, op = %op, error = %e, "Could not send reply.");
             }
-        });
+        };
+        tracker.spawn(task.instrument(span));
     }
-    // Unsubscribe first so queued requests go to other replicas, then drain.
-    drop(incoming);
+    // Unsubscribe first so queued requests go to other replicas, then drain. `stop` signals the
+    // endpoints, so it must run while they still exist.
     if let Err(e) = service.stop().await {
         tracing::warn!(service = %router.service, error = %e, "Service did not stop cleanly.");
     }
+    drop(incoming);
     tracker.close();
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!(service = %router.service, "In-flight requests still running at the end of the grace period.");
     }
     tracing::info!(service = %router.service, "Service stopped.");
     Ok(())
+}
+
+/// The span of one request: a root of its own (the serve loop's context is not the caller's),
+/// continuing the caller's trace from the `traceparent` header.
+fn server_span(service: &str, op: &str, meta: &CallMeta) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "rpc.server",
+        otel.kind = "server",
+        service = %service,
+        op = %op,
+        request_id = meta.request_id.as_deref(),
+        status = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    sw_telemetry::set_parent(&span, meta.traceparent.as_deref());
+    span
 }
 
 async fn reply(
@@ -241,16 +285,26 @@ impl Bus {
         let subject = self.names().api_subject(service, op);
         let payload = serde_json::to_vec(envelope).map_err(|e| ApiError::internal(&e))?;
         let timeout = timeout.unwrap_or_else(|| self.config().request_timeout());
-        let req = async_nats::Request::new().headers(meta.to_headers()).payload(payload.into()).timeout(Some(timeout));
-        let msg = match tokio::time::timeout(timeout + Duration::from_millis(250), self.client().send_request(subject, req))
-            .await
+        let req = async_nats::Request::new()
+            .headers(meta.to_headers())
+            .payload(payload.into())
+            .timeout(Some(timeout));
+        let msg = match tokio::time::timeout(
+            timeout + Duration::from_millis(250),
+            self.client().send_request(subject, req),
+        )
+        .await
         {
             Err(_) => return Err(upstream_timeout(service)),
             Ok(Err(e)) => {
                 return Err(match e.kind() {
                     async_nats::RequestErrorKind::TimedOut => upstream_timeout(service),
                     async_nats::RequestErrorKind::NoResponders => {
-                        let mut p = Problem::new(503, "service_unavailable", Some(format!("The {service} service is not running.")));
+                        let mut p = Problem::new(
+                            503,
+                            "service_unavailable",
+                            Some(format!("The {service} service is not running.")),
+                        );
                         p.retry_after = Some(1);
                         ApiError::from(p)
                     }
@@ -272,13 +326,19 @@ impl Bus {
             });
             return Err(ApiError::from(problem));
         }
-        serde_json::from_slice::<RpcReply>(&msg.payload)
-            .map_err(|e| ApiError::new(502, "bad_upstream_reply", format!("The {service} service sent an invalid reply: {e}")))
+        serde_json::from_slice::<RpcReply>(&msg.payload).map_err(|e| {
+            ApiError::new(
+                502,
+                "bad_upstream_reply",
+                format!("The {service} service sent an invalid reply: {e}"),
+            )
+        })
     }
 }
 
 fn upstream_timeout(service: &str) -> ApiError {
-    let mut p = Problem::new(503, "upstream_timeout", Some(format!("The {service} service did not answer in time.")));
+    let mut p =
+        Problem::new(503, "upstream_timeout", Some(format!("The {service} service did not answer in time.")));
     p.retry_after = Some(1);
     ApiError::from(p)
 }

@@ -37,7 +37,10 @@ async fn request_reply_round_trip_and_errors() {
     let e = bus.call("echo", "fail", &meta, &RpcEnvelope::default(), None).await.unwrap_err();
     assert_eq!((e.status(), e.code()), (409, "already_exists"));
 
-    let e = bus.call("echo", "slow", &meta, &RpcEnvelope::default(), Some(Duration::from_millis(300))).await.unwrap_err();
+    let e = bus
+        .call("echo", "slow", &meta, &RpcEnvelope::default(), Some(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
     assert_eq!((e.status(), e.code()), (503, "upstream_timeout"));
 
     let e = bus.call("nobody", "home", &meta, &RpcEnvelope::default(), None).await.unwrap_err();
@@ -53,7 +56,12 @@ async fn duplicate_event_ids_are_stored_once() {
     let env = TestEnv::new();
     let bus = env.bus().await;
     let mut tap = env.events(&bus, &bus.names().events_wildcard()).await;
-    let ev = CloudEvent::new("appmeta", "appmeta.app.deleted", Some("a".into()), serde_json::json!({"appId": "a"}));
+    let ev = CloudEvent::new(
+        "appmeta",
+        "appmeta.app.deleted",
+        Some("a".into()),
+        serde_json::json!({"appId": "a"}),
+    );
     assert!(!bus.publish_event(&ev).await.unwrap());
     assert!(bus.publish_event(&ev).await.unwrap(), "second publish must be reported as duplicate");
     let (got, headers) = tap.next(Duration::from_secs(5)).await.expect("one event");
@@ -80,7 +88,8 @@ async fn outbox_survives_a_crash_between_commit_and_publish() {
     txn.commit().await.unwrap();
 
     // A rolled-back change leaves no event behind.
-    let ghost = CloudEvent::new("appmeta", "appmeta.app.created", Some("ghost".into()), serde_json::json!({}));
+    let ghost =
+        CloudEvent::new("appmeta", "appmeta.app.created", Some("ghost".into()), serde_json::json!({}));
     let txn = db.begin().await.unwrap();
     outbox.enqueue(&txn, &ghost).await.unwrap();
     txn.rollback().await.unwrap();
@@ -101,12 +110,16 @@ async fn outbox_survives_a_crash_between_commit_and_publish() {
 
     let (got, _) = tap.next(Duration::from_secs(5)).await.expect("the event");
     assert_eq!(got.id, ev.id);
-    assert!(tap.next(Duration::from_millis(500)).await.is_none(), "the republished copy is dropped by JetStream");
+    assert!(
+        tap.next(Duration::from_millis(500)).await.is_none(),
+        "the republished copy is dropped by JetStream"
+    );
 
     // The relay loop drains on wake and on shutdown.
     let stop = CancellationToken::new();
     let run = tokio::spawn(outbox.relay(db.clone(), bus.clone()).run(stop.clone()));
-    let ev2 = CloudEvent::new("appmeta", "appmeta.app.created", Some("y".into()), serde_json::json!({"n": 2}));
+    let ev2 =
+        CloudEvent::new("appmeta", "appmeta.app.created", Some("y".into()), serde_json::json!({"n": 2}));
     let txn = db.begin().await.unwrap();
     outbox.enqueue(&txn, &ev2).await.unwrap();
     txn.commit().await.unwrap();

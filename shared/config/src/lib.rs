@@ -257,7 +257,8 @@ pub struct AppmetaConfig {
 impl AppmetaConfig {
     /// The decoded key, once validated.
     pub fn key_bytes(&self) -> Option<[u8; 32]> {
-        let raw = base64::engine::general_purpose::STANDARD.decode(self.encryption_key.as_ref()?.expose()).ok()?;
+        let raw =
+            base64::engine::general_purpose::STANDARD.decode(self.encryption_key.as_ref()?.expose()).ok()?;
         raw.try_into().ok()
     }
 }
@@ -322,7 +323,9 @@ impl Config {
     /// Checks every value that could make the platform misbehave later.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let p = &self.nats.prefix;
-        if p.is_empty() || p.len() > 32 || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        if p.is_empty()
+            || p.len() > 32
+            || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
             return Err(invalid("nats.prefix", "1-32 characters of a-z, 0-9 and _"));
         }
@@ -346,7 +349,9 @@ impl Config {
         if rp.is_empty() || rp.contains(char::is_whitespace) {
             return Err(invalid("redis.prefix", "must be non-empty without spaces"));
         }
-        if !(self.redis.url.expose().starts_with("redis://") || self.redis.url.expose().starts_with("rediss://")) {
+        if !(self.redis.url.expose().starts_with("redis://")
+            || self.redis.url.expose().starts_with("rediss://"))
+        {
             return Err(invalid("redis.url", "must be a redis:// or rediss:// URL"));
         }
         if self.gateway.body_limit_bytes < 1024 {
@@ -384,11 +389,16 @@ impl Config {
 
     /// The URL users reach the gateway at: `gateway.public_url`, else the bound address.
     pub fn public_url_for(&self, bound: Option<SocketAddr>) -> String {
-        self.gateway.public_url.clone().unwrap_or_else(|| format!("http://{}", bound.unwrap_or(self.gateway.listen)))
+        self.gateway
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", bound.unwrap_or(self.gateway.listen)))
     }
 }
 
 #[cfg(test)]
+// figment's test `Jail` closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

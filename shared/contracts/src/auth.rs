@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use crate::ids::{AppId, Name};
 
 /// A role. What each role may do is decided by each service's authorization matrix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including users, clients and signing keys.

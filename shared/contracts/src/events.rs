@@ -99,17 +99,45 @@ pub fn catalogue() -> Vec<EventSpec> {
         ev!("appmeta.stage.created", "A stage was created in a namespace.", StageOut),
         ev!("appmeta.stage.updated", "A stage changed.", StageOut),
         ev!("appmeta.stage.deleted", "A stage was deleted.", StageDeleted),
-        ev!("appmeta.cluster.created", "A cluster was registered (credentials are never in events).", ClusterOut),
+        ev!(
+            "appmeta.cluster.created",
+            "A cluster was registered (credentials are never in events).",
+            ClusterOut
+        ),
         ev!("appmeta.cluster.updated", "A cluster changed.", ClusterOut),
         ev!("appmeta.cluster.deleted", "A cluster was removed.", ClusterDeleted),
-        ev!("auth.user.created", "A user was created (never carries the password or its hash).", auth::UserOut),
-        ev!("auth.user.updated", "A user's fields, password, disabled flag or role bindings changed.", auth::UserOut),
+        ev!(
+            "auth.user.created",
+            "A user was created (never carries the password or its hash).",
+            auth::UserOut
+        ),
+        ev!(
+            "auth.user.updated",
+            "A user's fields, password, disabled flag or role bindings changed.",
+            auth::UserOut
+        ),
         ev!("auth.user.deleted", "A user was deleted and their refresh tokens revoked.", auth::UserDeleted),
-        ev!("auth.client.created", "An OAuth client was registered (never carries the secret or its hash).", auth::ClientOut),
+        ev!(
+            "auth.client.created",
+            "An OAuth client was registered (never carries the secret or its hash).",
+            auth::ClientOut
+        ),
         ev!("auth.client.updated", "An OAuth client's role bindings or secret changed.", auth::ClientOut),
-        ev!("auth.client.deleted", "An OAuth client was deleted and its refresh tokens revoked.", auth::ClientDeleted),
-        ev!("auth.key.rotated", "A new signing key became active; the old one still verifies until its tokens expire.", auth::SigningKeyOut),
-        ev!("bus.message.dead-lettered", "A consumer gave up on a message (retry limit reached or a permanent error) and moved it to the stream's dead-letter subject `sw.dlq.<stream>`.", crate::bus::DeadLettered),
+        ev!(
+            "auth.client.deleted",
+            "An OAuth client was deleted and its refresh tokens revoked.",
+            auth::ClientDeleted
+        ),
+        ev!(
+            "auth.key.rotated",
+            "A new signing key became active; the old one still verifies until its tokens expire.",
+            auth::SigningKeyOut
+        ),
+        ev!(
+            "bus.message.dead-lettered",
+            "A consumer gave up on a message (retry limit reached or a permanent error) and moved it to the stream's dead-letter subject `sw.dlq.<stream>`.",
+            crate::bus::DeadLettered
+        ),
     ]
 }
 
@@ -127,13 +155,21 @@ mod tests {
         for n in names {
             let parts: Vec<_> = n.split('.').collect();
             assert_eq!(parts.len(), 3, "{n} must be service.entity.action");
-            assert!(parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')), "{n}");
+            assert!(
+                parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')),
+                "{n}"
+            );
         }
     }
 
     #[test]
     fn event_round_trips_in_structured_mode() {
-        let ev = CloudEvent::new("appmeta", "appmeta.app.deleted", Some("x".into()), serde_json::json!({"appId": "x"}));
+        let ev = CloudEvent::new(
+            "appmeta",
+            "appmeta.app.deleted",
+            Some("x".into()),
+            serde_json::json!({"appId": "x"}),
+        );
         let json = serde_json::to_value(&ev).unwrap();
         assert_eq!(json["type"], "sreworks.appmeta.app.deleted");
         assert_eq!(json["specversion"], "1.0");

@@ -12,7 +12,9 @@ pub enum IdError {
     Empty,
     #[error("must be at most {0} characters")]
     TooLong(usize),
-    #[error("may contain only lowercase letters, digits and '-', and must start with a letter and end with a letter or digit")]
+    #[error(
+        "may contain only lowercase letters, digits and '-', and must start with a letter and end with a letter or digit"
+    )]
     BadCharacters,
 }
 

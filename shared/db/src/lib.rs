@@ -115,7 +115,10 @@ pub async fn drop_database(cfg: &DatabaseConfig, service: &str) -> Result<(), Db
     let name = database_name(cfg, service);
     check_name(&name)?;
     let server = connect_server(cfg).await?;
-    server.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`")).await.map_err(DbError::Connect)?;
+    server
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
+        .await
+        .map_err(DbError::Connect)?;
     server.close().await.ok();
     Ok(())
 }
@@ -144,5 +147,9 @@ pub fn is_duplicate(e: &DbErr) -> bool {
 /// Maps a database error to the API error a caller should see: 503 when the database is down,
 /// 500 (logged with its cause) otherwise.
 pub fn api_error(e: DbErr) -> ApiError {
-    if is_unavailable(&e) { ApiError::unavailable("database_unavailable", &e) } else { ApiError::internal(&e) }
+    if is_unavailable(&e) {
+        ApiError::unavailable("database_unavailable", &e)
+    } else {
+        ApiError::internal(&e)
+    }
 }

@@ -64,7 +64,8 @@ impl ApiError {
     }
     /// 422 `validation_failed` listing every invalid field.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        let detail =
+            errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
         let mut problem = Problem::new(422, "validation_failed", Some(detail));
         problem.errors = errors;
         Self { problem: Box::new(problem) }
@@ -143,7 +144,11 @@ pub fn problem_response(problem: &Problem) -> Response {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     if problem.status == 401 {
-        let v = if problem.code == "invalid_client" { "Basic realm=\"sreworks\"" } else { "Bearer realm=\"sreworks\"" };
+        let v = if problem.code == "invalid_client" {
+            "Basic realm=\"sreworks\""
+        } else {
+            "Bearer realm=\"sreworks\""
+        };
         h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
     }
     if problem.error.is_some() {

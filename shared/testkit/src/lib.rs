@@ -122,8 +122,11 @@ impl TestEnv {
         }
         if let Ok(r) = Redis::connect(&self.cfg.redis).await {
             let mut c = r.conn();
-            let keys: Vec<String> =
-                sw_redis::redis::cmd("KEYS").arg(format!("{}:*", self.id)).query_async(&mut c).await.unwrap_or_default();
+            let keys: Vec<String> = sw_redis::redis::cmd("KEYS")
+                .arg(format!("{}:*", self.id))
+                .query_async(&mut c)
+                .await
+                .unwrap_or_default();
             if !keys.is_empty() {
                 let _: Result<(), _> = sw_redis::redis::cmd("DEL").arg(keys).query_async(&mut c).await;
             }
@@ -219,7 +222,8 @@ impl KeySource for TestKeys {
 pub fn init_test_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,sqlx=error".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,sqlx=error".into()),
         )
         .with_test_writer()
         .try_init();

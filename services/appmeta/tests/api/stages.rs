@@ -131,8 +131,13 @@ async fn stages_list_validate_and_conflict() {
         &["stageId", "name", "labels."],
     )
     .await;
-    t.invalid("stages.create", &admin, ns("a").json(json!({"stageId": "x", "production": "yes"})), &["production"])
-        .await;
+    t.invalid(
+        "stages.create",
+        &admin,
+        ns("a").json(json!({"stageId": "x", "production": "yes"})),
+        &["production"],
+    )
+    .await;
     t.invalid("stages.update", &admin, stage_req("a", "dev").json(json!({"stageId": "y"})), &["stageId"])
         .await;
     t.invalid(
