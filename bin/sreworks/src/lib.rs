@@ -86,6 +86,8 @@ pub async fn migrate(cfg: &Config, targets: &Targets) -> anyhow::Result<()> {
 pub struct Running {
     /// Where the gateway listens, when it is one of the targets.
     pub gateway: Option<SocketAddr>,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen when the gateway is not a target.
+    pub ops: Option<SocketAddr>,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
     shutdown: CancellationToken,
 }
@@ -156,6 +158,7 @@ pub async fn start(
         }
     }
     let mut gateway = None;
+    let mut ops_addr = None;
     if targets.0.contains(&Target::Gateway) {
         let gw = sw_gateway::build(cfg, bus.clone(), redis.clone(), verifier.clone(), telemetry, readiness)
             .await
@@ -163,8 +166,20 @@ pub async fn start(
         gateway = Some(gw.local_addr());
         let stop = shutdown.clone();
         tasks.spawn(async move { ("gateway", gw.run_until_stopped(stop).await.map_err(Into::into)) });
+    } else if let Some(addr) = cfg.telemetry.ops_listen {
+        // Without the gateway, /healthz, /readyz and /metrics get a listener of their own.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the operational endpoints to {addr}"))?;
+        ops_addr = Some(listener.local_addr()?);
+        let ops =
+            Arc::new(sw_gateway::ops::Ops { bus: bus.clone(), redis: redis.clone(), telemetry, readiness });
+        let stop = shutdown.clone();
+        tasks.spawn(
+            async move { ("ops", sw_gateway::ops::serve(listener, ops, stop).await.map_err(Into::into)) },
+        );
     }
-    Ok(Running { gateway, tasks, shutdown })
+    Ok(Running { gateway, ops: ops_addr, tasks, shutdown })
 }
 
 fn db_check(name: &str, db: sea_orm::DatabaseConnection) -> ReadinessCheck {

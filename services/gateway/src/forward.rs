@@ -29,24 +29,24 @@ pub struct RequestId(pub String);
 const BODY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Handles one forwarded route.
-pub async fn forward(state: AppState, route: &'static Route, req: Request) -> Response {
+pub async fn forward(state: AppState, route: std::sync::Arc<Route>, req: Request) -> Response {
     let started = Instant::now();
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let resp = match handle(&state, route, req, request_id.clone()).await {
+    let resp = match handle(&state, &route, req, request_id.clone()).await {
         Ok(r) => r,
         Err(e) => problem_response(&e.with_request_id(request_id).into_problem()),
     };
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("sw_http_requests_total", "route" => route.path, "method" => route.method.as_str(), "status" => status)
+    metrics::counter!("sw_http_requests_total", "route" => route.path, "method" => route.method.to_string(), "status" => status)
         .increment(1);
-    metrics::histogram!("sw_http_request_duration_seconds", "route" => route.path, "method" => route.method.as_str())
+    metrics::histogram!("sw_http_request_duration_seconds", "route" => route.path, "method" => route.method.to_string())
         .record(started.elapsed().as_secs_f64());
     resp
 }
 
 async fn handle(
     state: &AppState,
-    route: &'static Route,
+    route: &Route,
     req: Request,
     request_id: Option<String>,
 ) -> Result<Response, ApiError> {

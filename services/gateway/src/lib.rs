@@ -10,6 +10,7 @@
 pub mod forward;
 pub mod idempotency;
 pub mod openapi;
+pub mod ops;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
@@ -17,7 +18,6 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -74,27 +74,28 @@ pub async fn build(
 ) -> std::io::Result<Gateway> {
     let listener = TcpListener::bind(cfg.gateway.listen).await?;
     let addr = listener.local_addr()?;
+    let ops = Arc::new(ops::Ops { bus: bus.clone(), redis: redis.clone(), telemetry, readiness });
     let state = AppState(Arc::new(state::Inner {
         cfg: cfg.clone(),
         bus,
         redis,
         verifier,
-        telemetry,
-        readiness,
         openapi_json: openapi::json().into(),
     }));
-    Ok(Gateway { listener, router: router(state), addr })
+    Ok(Gateway { listener, router: router(state, ops), addr })
 }
 
 /// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, ops: Arc<ops::Ops>) -> Router {
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in routes::table() {
-        let route: &'static routes::Route = Box::leak(Box::new(route));
+        let route = Arc::new(route);
         let filter = MethodFilter::try_from(route.method.clone()).expect("standard method");
-        let handler = move |State(st): State<AppState>, req: Request| forward::forward(st, route, req);
-        let entry = by_path.remove(route.path).unwrap_or_default();
-        by_path.insert(route.path, entry.on(filter, handler));
+        let path = route.path;
+        let handler =
+            move |State(st): State<AppState>, req: Request| forward::forward(st, route.clone(), req);
+        let entry = by_path.remove(path).unwrap_or_default();
+        by_path.insert(path, entry.on(filter, handler));
     }
     let mut app: Router<AppState> = Router::new();
     for (path, mr) in by_path {
@@ -102,18 +103,16 @@ pub fn router(state: AppState) -> Router {
     }
     let docs: Router<AppState> =
         SwaggerUi::new("/docs").url("/openapi-ui.json", openapi::ApiDoc::openapi()).into();
-    app.route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/openapi.json", get(openapi_json))
+    app.route("/openapi.json", get(openapi_json))
         .merge(docs)
+        .with_state(state)
+        .merge(ops::router(ops))
         .fallback(not_found)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             problem_response(&ApiError::new(500, "internal", "An unexpected error occurred.").into_problem())
         }))
-        .with_state(state)
 }
 
 /// Takes `x-request-id` from the client when it is sane, or makes one; echoes it on the answer.
@@ -185,51 +184,6 @@ async fn not_found(req: Request) -> Response {
     ApiError::not_found(format!("No endpoint at {} {}.", req.method(), req.uri().path()))
         .with_request_id(id)
         .into_response()
-}
-
-async fn healthz() -> Response {
-    axum::Json(serde_json::json!({"status": "ok"})).into_response()
-}
-
-/// Ready when NATS is connected, Redis answers and every local service's database answers.
-async fn readyz(State(st): State<AppState>) -> Response {
-    let st = &st.0;
-    let mut checks = serde_json::Map::new();
-    let mut ok = true;
-    let nats = st.bus.is_connected();
-    ok &= nats;
-    checks.insert("nats".into(), status_value(nats, None));
-    let redis = tokio::time::timeout(Duration::from_secs(2), st.redis.ping()).await.unwrap_or(false);
-    ok &= redis;
-    checks.insert("redis".into(), status_value(redis, None));
-    for c in &st.readiness {
-        let r = tokio::time::timeout(Duration::from_secs(2), (c.check)())
-            .await
-            .unwrap_or_else(|_| Err("timed out".into()));
-        ok &= r.is_ok();
-        checks.insert(c.name.clone(), status_value(r.is_ok(), r.err()));
-    }
-    let body = serde_json::json!({"status": if ok { "ready" } else { "not_ready" }, "checks": checks});
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut resp = (code, axum::Json(body)).into_response();
-    if !ok {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    resp
-}
-
-fn status_value(ok: bool, err: Option<String>) -> serde_json::Value {
-    match (ok, err) {
-        (true, _) => serde_json::json!({"status": "up"}),
-        (false, Some(e)) => serde_json::json!({"status": "down", "error": e}),
-        (false, None) => serde_json::json!({"status": "down"}),
-    }
-}
-
-async fn metrics_text(State(st): State<AppState>) -> Response {
-    let mut resp = st.0.telemetry.render_metrics().into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
-    resp
 }
 
 async fn openapi_json(State(st): State<AppState>) -> Response {

@@ -7,7 +7,6 @@ use sw_authz::Verifier;
 use sw_bus::Bus;
 use sw_config::Config;
 use sw_redis::Redis;
-use sw_telemetry::Telemetry;
 
 /// A named readiness probe (e.g. a service's database), run by `/readyz`.
 #[derive(Clone)]
@@ -42,7 +41,5 @@ pub(crate) struct Inner {
     pub bus: Bus,
     pub redis: Redis,
     pub verifier: Verifier,
-    pub telemetry: Telemetry,
-    pub readiness: Vec<ReadinessCheck>,
     pub openapi_json: bytes::Bytes,
 }
