@@ -100,9 +100,10 @@ bench() { # url [header]
 echo "warming up..."
 wrk -t1 -c8 -d3s -H "authorization: Bearer $token" "http://127.0.0.1:$GW_PORT/v1/apps/bench" >/dev/null
 read -r gw_rps gw_p50 gw_p99 gw_errs <<<"$(bench "http://127.0.0.1:$GW_PORT/v1/apps/bench" "authorization: Bearer $token")"
+echo "gateway: $gw_rps req/s p50 $gw_p50 p99 $gw_p99 non-2xx $gw_errs"
 peak_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$sw_pid/status")
 read -r bare_rps bare_p50 bare_p99 _ <<<"$(bench "http://127.0.0.1:$BARE_PORT/v1/apps/bench")"
-ratio=$(python3 -c "print(f'{100*float('$gw_rps')/float('$bare_rps'):.1f}')")
+ratio=$(python3 -c "import sys; print(f'{100*float(sys.argv[1])/float(sys.argv[2]):.1f}')" "$gw_rps" "$bare_rps")
 
 cat <<REPORT
 

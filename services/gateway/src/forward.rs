@@ -70,13 +70,19 @@ async fn handle(
     };
 
     // Authenticate early so bad tokens cost no body read and no service call; the service checks again.
+    let limit = st.cfg.gateway.rate_limit_per_minute;
     let subject = if route.authenticated {
-        let principal = st.verifier.verify_call(&meta).await?;
+        let token = meta.bearer().ok_or_else(sw_authz::missing_token)?;
+        let key_of = |subject: &str| crate::ratelimit::window_key(&st.redis, subject);
+        let (principal, count) =
+            st.verifier.verify_counting(token, Some((&key_of, crate::ratelimit::WINDOW_TTL_SECS))).await?;
+        crate::ratelimit::enforce(count.unwrap_or(0), limit)?;
         principal.subject
     } else {
-        format!("ip:{client_ip}")
+        let subject = format!("ip:{client_ip}");
+        crate::ratelimit::check(&st.redis, &subject, limit).await?;
+        subject
     };
-    crate::ratelimit::check(&st.redis, &subject, st.cfg.gateway.rate_limit_per_minute).await?;
 
     let params: BTreeMap<String, String> = RawPathParams::from_request_parts(&mut parts, &())
         .await

@@ -12,4 +12,4 @@ mod verifier;
 
 pub use jwt::{Claims, TokenError};
 pub use principal::{Principal, Scope};
-pub use verifier::{BusKeySource, KeySource, Verifier, revoked_key};
+pub use verifier::{BusKeySource, KeySource, Verifier, missing_token, revoked_key};

@@ -23,6 +23,9 @@ use crate::{Bus, Names};
 const BATCH: u64 = 100;
 /// How often the relay looks for rows even when nobody woke it (rows left by a crashed replica).
 const POLL: Duration = Duration::from_secs(1);
+/// Deadline of one pass (database statements and publish acks together); a stuck pass is abandoned,
+/// its transaction rolled back, and retried.
+const PASS_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Creates `sw_outbox` (unsent events) and `sw_inbox` (ids of messages a consumer has processed).
 #[derive(Debug, Default)]
@@ -120,6 +123,8 @@ pub struct Relay {
 /// Why a relay pass stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
+    #[error("relay pass exceeded its deadline")]
+    Timeout,
     #[error("outbox database: {0}")]
     Db(#[from] DbErr),
     #[error(transparent)]
@@ -131,7 +136,10 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         loop {
-            match self.publish_pending().await {
+            let pass = tokio::time::timeout(PASS_DEADLINE, self.publish_pending())
+                .await
+                .unwrap_or_else(|_| Err(RelayError::Timeout));
+            match pass {
                 Ok(n) => {
                     backoff = Duration::from_millis(200);
                     if n as u64 == BATCH {

@@ -143,8 +143,6 @@ pub struct DatabaseConfig {
     pub min_connections: u32,
     /// Deadline to get a connection from the pool, in milliseconds.
     pub acquire_timeout_ms: u64,
-    /// Deadline of a single statement, in milliseconds (MariaDB `max_statement_time`).
-    pub statement_timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -155,7 +153,6 @@ impl Default for DatabaseConfig {
             max_connections: 10,
             min_connections: 0,
             acquire_timeout_ms: 3_000,
-            statement_timeout_ms: 10_000,
         }
     }
 }
