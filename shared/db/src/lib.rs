@@ -44,7 +44,9 @@ fn options(url: String, cfg: &DatabaseConfig) -> ConnectOptions {
         .acquire_timeout(Duration::from_millis(cfg.acquire_timeout_ms))
         .idle_timeout(Duration::from_secs(300))
         .max_lifetime(Duration::from_secs(1800))
-        .test_before_acquire(true)
+        // No ping before every checkout (a round trip per query); a connection broken by a database
+        // restart fails its next query once (503) and is discarded by the pool.
+        .test_before_acquire(false)
         .sqlx_logging(false);
     o
 }
