@@ -108,6 +108,18 @@ pub fn description(errs: &mut Errors, field: &str, value: Option<&str>) {
     }
 }
 
+/// The members most resources share, each checked when present: `name` per [`name`],
+/// `description` per [`description`] and `labels` per [`labels`], in that order.
+pub fn display(errs: &mut Errors, name: Option<&str>, description: Option<&str>, labels: Option<&Labels>) {
+    if let Some(n) = name {
+        self::name(errs, "name", n);
+    }
+    self::description(errs, "description", description);
+    if let Some(l) = labels {
+        self::labels(errs, "labels", l);
+    }
+}
+
 /// True for a label key: 1–63 characters of `[A-Za-z0-9._/-]`.
 pub fn is_label_key(key: &str) -> bool {
     !key.is_empty()

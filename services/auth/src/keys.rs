@@ -13,17 +13,16 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, TransactionTrait,
 };
 use sw_authz::jwt;
-use sw_bus::CloudEvent;
 use sw_bus::outbox::Outbox;
 use sw_contracts::auth::{Jwk, Jwks, SigningKeyOut};
 use tokio::sync::RwLock;
 
 use crate::entity::signing_key::{self, ACTIVE, RETIRED};
-use crate::state::now;
+use crate::state::{commit_with_event, now, traced_event};
 
 /// How long a replica signs with its cached key before checking the database for a rotation.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
@@ -113,11 +112,8 @@ impl KeyRing {
                 Err(e) => return Err(e),
             };
             let out = key_out(&row);
-            let mut event = CloudEvent::new(crate::SERVICE, "auth.key.rotated", Some(row.kid.clone()), &out);
-            event.traceparent = traceparent.clone();
-            outbox.enqueue(&txn, &event).await?;
-            txn.commit().await?;
-            outbox.wake();
+            let event = traced_event(traceparent.clone(), "auth.key.rotated", &row.kid, &out);
+            commit_with_event(outbox, txn, &event).await?;
             let active = to_active(&row)?;
             *self.cache.write().await = Some(Cached { active, loaded: Instant::now() });
             tracing::info!(kid = %row.kid, "Signing key rotated.");
@@ -187,16 +183,7 @@ async fn insert_new_key<C: ConnectionTrait>(db: &C) -> Result<signing_key::Model
         created_at: now(),
         retired_at: None,
     };
-    let am = signing_key::ActiveModel {
-        kid: Set(row.kid.clone()),
-        secret_key: Set(row.secret_key.clone()),
-        public_key: Set(row.public_key.clone()),
-        status: Set(row.status.clone()),
-        active_slot: Set(row.active_slot),
-        created_at: Set(row.created_at),
-        retired_at: Set(None),
-    };
-    signing_key::Entity::insert(am).exec_without_returning(db).await?;
+    signing_key::Entity::insert(row.clone().into_active_model()).exec_without_returning(db).await?;
     Ok(row)
 }
 

@@ -10,8 +10,8 @@
 use chrono::Duration;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, TransactionTrait,
 };
 
 use crate::entity::{refresh_family, refresh_token};
@@ -104,11 +104,7 @@ pub async fn rotate(
     ttl_secs: i64,
 ) -> Result<Result<Rotated, Refused>, DbErr> {
     let txn = db.begin().await?;
-    let Some(row) = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(secrets::sha256_hex(presented)))
-        .one(&txn)
-        .await?
-    else {
+    let Some(row) = find_presented(&txn, presented).await? else {
         return Ok(Err(Refused::Unknown));
     };
     let family = refresh_family::Entity::find_by_id(row.family_id.clone()).one(&txn).await?;
@@ -119,10 +115,7 @@ pub async fn rotate(
         return Ok(Err(Refused::WrongClient));
     }
     if row.used_at.is_some() {
-        revoke_family(&txn, &row.family_id).await?;
-        txn.commit().await?;
-        tracing::warn!(family = %row.family_id, username = %row.username, "Refresh token reused; its family is revoked.");
-        return Ok(Err(Refused::Reused));
+        return reused(txn, &row, "Refresh token reused; its family is revoked.").await;
     }
     if row.expires_at <= now() {
         return Ok(Err(Refused::Expired));
@@ -135,10 +128,7 @@ pub async fn rotate(
         .await?;
     if marked.rows_affected != 1 {
         // Someone exchanged the same token a moment ago: that is reuse too.
-        revoke_family(&txn, &row.family_id).await?;
-        txn.commit().await?;
-        tracing::warn!(family = %row.family_id, username = %row.username, "Refresh token used twice at once; its family is revoked.");
-        return Ok(Err(Refused::Reused));
+        return reused(txn, &row, "Refresh token used twice at once; its family is revoked.").await;
     }
     let token = insert_token(&txn, &row.family_id, &row.username, &row.client_id, ttl_secs).await?;
     refresh_family::Entity::update_many()
@@ -150,13 +140,33 @@ pub async fn rotate(
     Ok(Ok(Rotated { username: row.username, token }))
 }
 
+/// Revokes the family of a token presented again (see the module doc) and commits that, so the
+/// revocation stands although the exchange is refused.
+async fn reused(
+    txn: DatabaseTransaction,
+    row: &refresh_token::Model,
+    why: &'static str,
+) -> Result<Result<Rotated, Refused>, DbErr> {
+    revoke_family(&txn, &row.family_id).await?;
+    txn.commit().await?;
+    tracing::warn!(family = %row.family_id, username = %row.username, "{why}");
+    Ok(Err(Refused::Reused))
+}
+
+/// The stored row of a presented token (looked up by its SHA-256, the only form stored).
+async fn find_presented<C: ConnectionTrait>(
+    conn: &C,
+    presented: &str,
+) -> Result<Option<refresh_token::Model>, DbErr> {
+    refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(secrets::sha256_hex(presented)))
+        .one(conn)
+        .await
+}
+
 /// The family and client of a presented token, if we issued it.
 pub async fn family_of(db: &DatabaseConnection, presented: &str) -> Result<Option<(String, String)>, DbErr> {
-    Ok(refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(secrets::sha256_hex(presented)))
-        .one(db)
-        .await?
-        .map(|r| (r.family_id, r.client_id)))
+    Ok(find_presented(db, presented).await?.map(|r| (r.family_id, r.client_id)))
 }
 
 /// Makes every token of the family unusable.

@@ -1,7 +1,7 @@
 //! What every handler of the service shares, passed explicitly (no process-global state).
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use serde::Serialize;
 use sw_authz::Verifier;
 use sw_bus::outbox::Outbox;
@@ -45,7 +45,30 @@ pub fn now() -> DateTime<Utc> {
 
 /// A CloudEvent of this service caused by `call` (carrying its trace context).
 pub fn event(call: &RpcCall, name: &str, subject: &str, data: impl Serialize) -> CloudEvent {
+    traced_event(call.meta.traceparent.clone(), name, subject, data)
+}
+
+/// A CloudEvent of this service carrying the trace context `traceparent`.
+pub fn traced_event(
+    traceparent: Option<String>,
+    name: &str,
+    subject: &str,
+    data: impl Serialize,
+) -> CloudEvent {
     let mut ev = CloudEvent::new(crate::SERVICE, name, Some(subject.to_owned()), data);
-    ev.traceparent = call.meta.traceparent.clone();
+    ev.traceparent = traceparent;
     ev
+}
+
+/// Writes `ev` to the outbox inside `txn`, commits, and wakes the relay, so the state change and
+/// its event are stored together or not at all.
+pub async fn commit_with_event(
+    outbox: &Outbox,
+    txn: DatabaseTransaction,
+    ev: &CloudEvent,
+) -> Result<(), DbErr> {
+    outbox.enqueue(&txn, ev).await?;
+    txn.commit().await?;
+    outbox.wake();
+    Ok(())
 }

@@ -6,17 +6,15 @@
 use std::sync::Arc;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use sw_authz::{Principal, Scope};
 use sw_bus::{RpcCall, RpcReply};
+use sw_contracts::AppId;
 use sw_contracts::appmeta::{AppDeleted, AppIn, AppListQuery, AppPatch, ComponentDeleted};
-use sw_contracts::{AppId, Page};
 use sw_http::ApiError;
 
-use super::{CAS_ATTEMPTS, Ctx, corrupt, event, insert_error, missing, now, path_id, version_conflict};
+use super::store::{commit_with_event, enqueue, insert_with_event, paged, update_cas};
+use super::{Ctx, corrupt, event, missing, now, path_id};
 use crate::authz::{Op, allowed};
 use crate::entity::{app, component, labels_to_db};
 use crate::validate::{self, Errors};
@@ -81,16 +79,7 @@ pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiEr
         ));
     }
     let page = sw_http::page_query(q.page, q.page_size)?;
-    let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
-    let rows = select
-        .order_by_asc(app::Column::AppId)
-        .offset(page.offset())
-        .limit(page.page_size())
-        .all(&ctx.db)
-        .await
-        .map_err(sw_db::api_error)?;
-    let items = rows.iter().map(app::Model::to_out).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
-    Ok(RpcReply::ok(Page::new(items, &page, total)))
+    paged(&ctx.db, select, app::Column::AppId, &page, app::Model::to_out).await
 }
 
 pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
@@ -101,11 +90,7 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     }
     let mut errs = Errors::new();
     let input: AppIn = validate::parse_body(call.envelope.body.clone(), &["appId", "team"], &mut errs)?;
-    if let Some(n) = &input.name {
-        validate::name(&mut errs, "name", n);
-    }
-    validate::description(&mut errs, "description", input.description.as_deref());
-    validate::labels(&mut errs, "labels", &input.labels);
+    validate::display(&mut errs, input.name.as_deref(), input.description.as_deref(), Some(&input.labels));
     errs.finish()?;
     // The scope is the new app's team: a developer bound to one team creates apps only there.
     principal.require(
@@ -126,15 +111,8 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         updated_at: at,
     };
     let out = row.to_out().map_err(corrupt)?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-    app::Entity::insert(row.clone().into_active_model().reset_all())
-        .exec_without_returning(&txn)
-        .await
-        .map_err(|e| insert_error(e, &format!("App {}", row.app_id), None))?;
     let ev = event(&call, "appmeta.app.created", &row.app_id, &out);
-    ctx.outbox.enqueue(&txn, &ev).await.map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    insert_with_event::<app::Entity>(&ctx, &row, &format!("App {}", row.app_id), None, ev).await?;
     Ok(RpcReply::created(&out).header("Location", format!("/v1/apps/{}", row.app_id)))
 }
 
@@ -168,17 +146,9 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     let app_id = path_id(&call, "appId", AppId::parse)?;
     let mut errs = Errors::new();
     let patch: AppPatch = validate::parse_body(call.envelope.body.clone(), &["team"], &mut errs)?;
-    if let Some(n) = &patch.name {
-        validate::name(&mut errs, "name", n);
-    }
-    validate::description(&mut errs, "description", patch.description.as_deref());
-    if let Some(l) = &patch.labels {
-        validate::labels(&mut errs, "labels", l);
-    }
+    validate::display(&mut errs, patch.name.as_deref(), patch.description.as_deref(), patch.labels.as_ref());
     let checked = errs.finish();
-    for _ in 0..CAS_ATTEMPTS {
-        let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-        let old = load_authorized(&txn, &principal, Op::AppUpdate, &app_id, false).await?;
+    let change = |old: &app::Model| {
         // Moving an app to another team needs the right to update apps there too.
         if let Some(team) = &patch.team {
             principal.require(
@@ -204,7 +174,7 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         }
         new.version = old.version + 1;
         new.updated_at = now();
-        let changed = app::Entity::update_many()
+        let update = app::Entity::update_many()
             .set(app::ActiveModel {
                 name: Set(new.name.clone()),
                 description: Set(new.description.clone()),
@@ -215,31 +185,25 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
                 ..Default::default()
             })
             .filter(app::Column::AppId.eq(old.app_id.as_str()))
-            .filter(app::Column::Version.eq(old.version))
-            .exec(&txn)
-            .await
-            .map_err(sw_db::api_error)?;
-        if changed.rows_affected == 0 {
-            // Someone else updated (or deleted) it since we read it: read again.
-            txn.rollback().await.map_err(sw_db::api_error)?;
-            continue;
-        }
-        let out = new.to_out().map_err(corrupt)?;
-        ctx.outbox
-            .enqueue(&txn, &event(&call, "appmeta.app.updated", &new.app_id, &out))
-            .await
-            .map_err(sw_db::api_error)?;
-        txn.commit().await.map_err(sw_db::api_error)?;
-        ctx.outbox.wake();
-        return Ok(RpcReply::ok(out));
-    }
-    Err(version_conflict(&format!("App {app_id}")))
+            .filter(app::Column::Version.eq(old.version));
+        Ok((new, update))
+    };
+    let key = (principal.clone(), app_id.clone());
+    update_cas(
+        &ctx,
+        &format!("App {app_id}"),
+        async move |txn| load_authorized(txn, &key.0, Op::AppUpdate, &key.1, false).await,
+        change,
+        app::Model::to_out,
+        |out| event(&call, "appmeta.app.updated", out.app_id.as_str(), out),
+    )
+    .await
 }
 
 pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
     let principal = ctx.principal(&call).await?;
     let app_id = path_id(&call, "appId", AppId::parse)?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+    let txn = ctx.begin().await?;
     // The exclusive lock makes concurrent component inserts (whose foreign-key check needs a
     // shared lock on this row) wait, and then fail because the app is gone.
     let row = load_authorized(&txn, &principal, Op::AppDelete, &app_id, true).await?;
@@ -258,10 +222,7 @@ pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
             component_type: c.component_type().map_err(corrupt)?,
         };
         let subject = format!("{}/{}", c.app_id, c.component_name);
-        ctx.outbox
-            .enqueue(&txn, &event(&call, "appmeta.component.deleted", subject, &data))
-            .await
-            .map_err(sw_db::api_error)?;
+        enqueue(&ctx, &txn, &event(&call, "appmeta.component.deleted", subject, &data)).await?;
     }
     component::Entity::delete_many()
         .filter(component::Column::AppId.eq(row.app_id.as_str()))
@@ -270,12 +231,7 @@ pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         .map_err(sw_db::api_error)?;
     app::Entity::delete_by_id(row.app_id.as_str()).exec(&txn).await.map_err(sw_db::api_error)?;
     let data = AppDeleted { app_id: app_id.clone() };
-    ctx.outbox
-        .enqueue(&txn, &event(&call, "appmeta.app.deleted", &row.app_id, &data))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    commit_with_event(&ctx, txn, event(&call, "appmeta.app.deleted", &row.app_id, &data)).await?;
     tracing::debug!(app = %app_id, components = components.len(), "App deleted.");
     Ok(RpcReply::no_content())
 }

@@ -5,18 +5,16 @@
 
 use std::sync::Arc;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use sw_authz::Scope;
 use sw_bus::{RpcCall, RpcReply};
+use sw_contracts::Name;
 use sw_contracts::appmeta::{ClusterDeleted, ClusterIn, ClusterPatch};
-use sw_contracts::{Name, Page};
 use sw_http::ApiError;
 
 use super::namespaces::ListQuery;
-use super::{CAS_ATTEMPTS, Ctx, corrupt, event, insert_error, now, path_id, version_conflict};
+use super::store::{delete_with_event, insert_with_event, paged, update_cas};
+use super::{Ctx, corrupt, event, now, path_id};
 use crate::authz::{Op, allowed};
 use crate::crypto::seal_credentials;
 use crate::entity::{cluster, labels_to_db};
@@ -42,17 +40,7 @@ pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiEr
     let principal = ctx.principal(&call).await?;
     principal.require(allowed, Op::ClusterRead, Scope::Global)?;
     let page = ListQuery::parse(&call.envelope.query)?;
-    let select = cluster::Entity::find();
-    let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
-    let rows = select
-        .order_by_asc(cluster::Column::ClusterId)
-        .offset(page.offset())
-        .limit(page.page_size())
-        .all(&ctx.db)
-        .await
-        .map_err(sw_db::api_error)?;
-    let items = rows.iter().map(cluster::Model::to_out).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
-    Ok(RpcReply::ok(Page::new(items, &page, total)))
+    paged(&ctx.db, cluster::Entity::find(), cluster::Column::ClusterId, &page, cluster::Model::to_out).await
 }
 
 pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
@@ -60,10 +48,7 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     principal.require(allowed, Op::ClusterCreate, Scope::Global)?;
     let mut errs = Errors::new();
     let input: ClusterIn = validate::parse_body(call.envelope.body.clone(), &["clusterId"], &mut errs)?;
-    if let Some(n) = &input.name {
-        validate::name(&mut errs, "name", n);
-    }
-    validate::description(&mut errs, "description", input.description.as_deref());
+    validate::display(&mut errs, input.name.as_deref(), input.description.as_deref(), None);
     if let Some(u) = &input.api_url {
         validate::api_url(&mut errs, "apiUrl", u);
     }
@@ -84,17 +69,9 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         updated_at: at,
     };
     let out = row.to_out().map_err(corrupt)?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-    cluster::Entity::insert(row.clone().into_active_model().reset_all())
-        .exec_without_returning(&txn)
-        .await
-        .map_err(|e| insert_error(e, &format!("Cluster {}", row.cluster_id), None))?;
-    ctx.outbox
-        .enqueue(&txn, &event(&call, "appmeta.cluster.created", &row.cluster_id, &out))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    let ev = event(&call, "appmeta.cluster.created", &row.cluster_id, &out);
+    insert_with_event::<cluster::Entity>(&ctx, &row, &format!("Cluster {}", row.cluster_id), None, ev)
+        .await?;
     Ok(RpcReply::created(&out).header("Location", format!("/v1/clusters/{}", row.cluster_id)))
 }
 
@@ -116,10 +93,7 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     // URL can be replaced but never removed, so this first read stays valid for the retries.
     let current = find(&ctx.db, &id).await?;
     let api_url = patch.api_url.as_deref().or(current.api_url.as_deref());
-    if let Some(n) = &patch.name {
-        validate::name(&mut errs, "name", n);
-    }
-    validate::description(&mut errs, "description", patch.description.as_deref());
+    validate::display(&mut errs, patch.name.as_deref(), patch.description.as_deref(), None);
     if let Some(u) = &patch.api_url {
         validate::api_url(&mut errs, "apiUrl", u);
     }
@@ -133,9 +107,7 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     // Sealed once: a fresh nonce per write, and only one of the attempts below commits.
     let sealed =
         patch.credentials.as_ref().map(|c| Ok::<_, ApiError>((c.kind(), seal(&ctx, &id, c)?))).transpose()?;
-    for _ in 0..CAS_ATTEMPTS {
-        let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-        let old = find(&txn, &id).await?;
+    let change = |old: &cluster::Model| {
         let mut new = old.clone();
         if let Some(n) = &patch.name {
             new.name = n.clone();
@@ -155,7 +127,7 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         }
         new.version = old.version + 1;
         new.updated_at = now();
-        let changed = cluster::Entity::update_many()
+        let update = cluster::Entity::update_many()
             .set(cluster::ActiveModel {
                 name: Set(new.name.clone()),
                 description: Set(new.description.clone()),
@@ -168,41 +140,32 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
                 ..Default::default()
             })
             .filter(cluster::Column::ClusterId.eq(old.cluster_id.as_str()))
-            .filter(cluster::Column::Version.eq(old.version))
-            .exec(&txn)
-            .await
-            .map_err(sw_db::api_error)?;
-        if changed.rows_affected == 0 {
-            txn.rollback().await.map_err(sw_db::api_error)?;
-            continue;
-        }
-        let out = new.to_out().map_err(corrupt)?;
-        ctx.outbox
-            .enqueue(&txn, &event(&call, "appmeta.cluster.updated", &new.cluster_id, &out))
-            .await
-            .map_err(sw_db::api_error)?;
-        txn.commit().await.map_err(sw_db::api_error)?;
-        ctx.outbox.wake();
-        return Ok(RpcReply::ok(out));
-    }
-    Err(version_conflict(&format!("Cluster {id}")))
+            .filter(cluster::Column::Version.eq(old.version));
+        Ok((new, update))
+    };
+    let key = id.clone();
+    update_cas(
+        &ctx,
+        &format!("Cluster {id}"),
+        async move |txn| find(txn, &key).await,
+        change,
+        cluster::Model::to_out,
+        |out| event(&call, "appmeta.cluster.updated", out.cluster_id.as_str(), out),
+    )
+    .await
 }
 
 pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
     let principal = ctx.principal(&call).await?;
     principal.require(allowed, Op::ClusterDelete, Scope::Global)?;
     let id = path_id(&call, "clusterId", Name::parse)?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-    let deleted = cluster::Entity::delete_by_id(id.as_str()).exec(&txn).await.map_err(sw_db::api_error)?;
-    if deleted.rows_affected == 0 {
-        return Err(ApiError::not_found(format!("Cluster {id} does not exist.")));
-    }
     let data = ClusterDeleted { cluster_id: id.clone() };
-    ctx.outbox
-        .enqueue(&txn, &event(&call, "appmeta.cluster.deleted", id.as_str(), &data))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    delete_with_event(
+        &ctx,
+        cluster::Entity::delete_by_id(id.as_str()),
+        &format!("Cluster {id}"),
+        event(&call, "appmeta.cluster.deleted", id.as_str(), &data),
+    )
+    .await?;
     Ok(RpcReply::no_content())
 }

@@ -2,17 +2,15 @@
 
 use std::sync::Arc;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use sw_bus::{RpcCall, RpcReply};
 use sw_contracts::appmeta::{ComponentDeleted, ComponentListQuery};
-use sw_contracts::{AppId, Name, Page};
+use sw_contracts::{AppId, Name};
 use sw_http::ApiError;
 
 use super::apps::load_authorized;
-use super::{CAS_ATTEMPTS, Ctx, corrupt, event, insert_error, now, path_id, version_conflict};
+use super::store::{commit_with_event, insert_with_event, paged, update_cas};
+use super::{Ctx, corrupt, event, now, path_id};
 use crate::authz::Op;
 use crate::entity::component;
 use crate::spec::{parse_component_in, parse_component_patch};
@@ -25,8 +23,13 @@ async fn find<C: sea_orm::ConnectionTrait>(
     conn: &C,
     app_id: &AppId,
     name: &Name,
+    lock: bool,
 ) -> Result<component::Model, ApiError> {
-    component::Entity::find_by_id((app_id.to_string(), name.to_string()))
+    let mut select = component::Entity::find_by_id((app_id.to_string(), name.to_string()));
+    if lock {
+        select = select.lock_exclusive();
+    }
+    select
         .one(conn)
         .await
         .map_err(sw_db::api_error)?
@@ -43,16 +46,7 @@ pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiEr
         select = select.filter(component::Column::ComponentType.eq(t.as_str()));
     }
     let page = sw_http::page_query(q.page, q.page_size)?;
-    let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
-    let rows = select
-        .order_by_asc(component::Column::ComponentName)
-        .offset(page.offset())
-        .limit(page.page_size())
-        .all(&ctx.db)
-        .await
-        .map_err(sw_db::api_error)?;
-    let items = rows.iter().map(component::Model::to_out).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
-    Ok(RpcReply::ok(Page::new(items, &page, total)))
+    paged(&ctx.db, select, component::Column::ComponentName, &page, component::Model::to_out).await
 }
 
 pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
@@ -72,22 +66,16 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         updated_at: at,
     };
     let out = row.to_out().map_err(corrupt)?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-    // The foreign key turns an app deleted since the check above into a 404 here.
-    component::Entity::insert(row.clone().into_active_model().reset_all())
-        .exec_without_returning(&txn)
-        .await
-        .map_err(|e| {
-            insert_error(
-                e,
-                &format!("Component {} of app {app_id}", input.component_name),
-                Some(&format!("App {app_id}")),
-            )
-        })?;
     let ev = event(&call, "appmeta.component.created", subject(&app_id, &input.component_name), &out);
-    ctx.outbox.enqueue(&txn, &ev).await.map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    // The foreign key turns an app deleted since the check above into a 404 here.
+    insert_with_event::<component::Entity>(
+        &ctx,
+        &row,
+        &format!("Component {} of app {app_id}", input.component_name),
+        Some(&format!("App {app_id}")),
+        ev,
+    )
+    .await?;
     Ok(RpcReply::created(&out)
         .header("Location", format!("/v1/apps/{app_id}/components/{}", input.component_name)))
 }
@@ -97,7 +85,7 @@ pub(super) async fn get(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiErr
     let app_id = path_id(&call, "appId", AppId::parse)?;
     let name = path_id(&call, "componentName", Name::parse)?;
     load_authorized(&ctx.db, &principal, Op::ComponentRead, &app_id, false).await?;
-    let row = find(&ctx.db, &app_id, &name).await?;
+    let row = find(&ctx.db, &app_id, &name, false).await?;
     Ok(RpcReply::ok(row.to_out().map_err(corrupt)?))
 }
 
@@ -107,12 +95,10 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     let name = path_id(&call, "componentName", Name::parse)?;
     load_authorized(&ctx.db, &principal, Op::ComponentUpdate, &app_id, false).await?;
     // The type never changes, so the body can be checked against the first read.
-    let current = find(&ctx.db, &app_id, &name).await?;
+    let current = find(&ctx.db, &app_id, &name, false).await?;
     let change =
         parse_component_patch(call.envelope.body.clone(), current.component_type().map_err(corrupt)?)?;
-    for _ in 0..CAS_ATTEMPTS {
-        let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-        let old = find(&txn, &app_id, &name).await?;
+    let change = |old: &component::Model| {
         let mut new = old.clone();
         if let Some(d) = &change.description {
             new.description = Some(d.clone());
@@ -122,7 +108,7 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         }
         new.version = old.version + 1;
         new.updated_at = now();
-        let changed = component::Entity::update_many()
+        let update = component::Entity::update_many()
             .set(component::ActiveModel {
                 description: Set(new.description.clone()),
                 spec: Set(new.spec.clone()),
@@ -132,22 +118,19 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
             })
             .filter(component::Column::AppId.eq(old.app_id.as_str()))
             .filter(component::Column::ComponentName.eq(old.component_name.as_str()))
-            .filter(component::Column::Version.eq(old.version))
-            .exec(&txn)
-            .await
-            .map_err(sw_db::api_error)?;
-        if changed.rows_affected == 0 {
-            txn.rollback().await.map_err(sw_db::api_error)?;
-            continue;
-        }
-        let out = new.to_out().map_err(corrupt)?;
-        let ev = event(&call, "appmeta.component.updated", subject(&app_id, &name), &out);
-        ctx.outbox.enqueue(&txn, &ev).await.map_err(sw_db::api_error)?;
-        txn.commit().await.map_err(sw_db::api_error)?;
-        ctx.outbox.wake();
-        return Ok(RpcReply::ok(out));
-    }
-    Err(version_conflict(&format!("Component {name} of app {app_id}")))
+            .filter(component::Column::Version.eq(old.version));
+        Ok((new, update))
+    };
+    let key = (app_id.clone(), name.clone());
+    update_cas(
+        &ctx,
+        &format!("Component {name} of app {app_id}"),
+        async move |txn| find(txn, &key.0, &key.1, false).await,
+        change,
+        component::Model::to_out,
+        |out| event(&call, "appmeta.component.updated", subject(&app_id, &name), out),
+    )
+    .await
 }
 
 pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
@@ -155,13 +138,8 @@ pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     let app_id = path_id(&call, "appId", AppId::parse)?;
     let name = path_id(&call, "componentName", Name::parse)?;
     load_authorized(&ctx.db, &principal, Op::ComponentDelete, &app_id, false).await?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-    let row = component::Entity::find_by_id((app_id.to_string(), name.to_string()))
-        .lock_exclusive()
-        .one(&txn)
-        .await
-        .map_err(sw_db::api_error)?
-        .ok_or_else(|| ApiError::not_found(format!("Component {name} of app {app_id} does not exist.")))?;
+    let txn = ctx.begin().await?;
+    let row = find(&txn, &app_id, &name, true).await?;
     component::Entity::delete_by_id((row.app_id.clone(), row.component_name.clone()))
         .exec(&txn)
         .await
@@ -171,11 +149,7 @@ pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         component_name: name.clone(),
         component_type: row.component_type().map_err(corrupt)?,
     };
-    ctx.outbox
-        .enqueue(&txn, &event(&call, "appmeta.component.deleted", subject(&app_id, &name), &data))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    commit_with_event(&ctx, txn, event(&call, "appmeta.component.deleted", subject(&app_id, &name), &data))
+        .await?;
     Ok(RpcReply::no_content())
 }

@@ -1,17 +1,19 @@
 //! The operations of appmeta, one file per resource, and what they share: the context, path
-//! parameter parsing, timestamps, event construction and database error mapping.
+//! parameter parsing, timestamps and event construction here, the reads and writes of rows (each
+//! write committed with its event) in [`store`].
 
 mod apps;
 mod clusters;
 mod components;
 mod namespaces;
 mod stages;
+mod store;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{DatabaseConnection, DbErr, SqlErr};
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use sw_authz::{Principal, Verifier};
 use sw_bus::outbox::Outbox;
@@ -23,9 +25,6 @@ use crate::SERVICE;
 use crate::authz::{self, Op};
 use crate::crypto::CredentialKey;
 use crate::entity::CorruptRow;
-
-/// Compare-and-swap attempts of an update before answering 409 `version_conflict`.
-const CAS_ATTEMPTS: usize = 5;
 
 /// What every handler needs.
 #[derive(Debug)]
@@ -104,25 +103,6 @@ fn event(call: &RpcCall, name: &str, subject: impl Into<String>, data: impl Seri
 /// 500 for a row that does not convert back into its DTO.
 fn corrupt(e: CorruptRow) -> ApiError {
     ApiError::internal(&e)
-}
-
-/// Maps an insert error: a duplicate key → 409 `already_exists`; a foreign-key failure (the
-/// `parent` was deleted meanwhile) → 404; anything else → 503/500.
-fn insert_error(e: DbErr, what: &str, parent: Option<&str>) -> ApiError {
-    if sw_db::is_duplicate(&e) {
-        ApiError::conflict("already_exists", format!("{what} already exists."))
-    } else if let Some(parent) = parent
-        && matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))
-    {
-        ApiError::not_found(format!("{parent} does not exist."))
-    } else {
-        sw_db::api_error(e)
-    }
-}
-
-/// After an update's compare-and-swap lost every attempt.
-fn version_conflict(what: &str) -> ApiError {
-    ApiError::conflict("version_conflict", format!("{what} changed concurrently too often; retry."))
 }
 
 /// A resource that does not exist: 404 for callers who could do `op` somewhere, 403 for the

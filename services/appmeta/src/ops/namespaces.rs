@@ -2,18 +2,16 @@
 
 use std::sync::Arc;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, SqlErr};
 use serde::Deserialize;
 use sw_authz::Scope;
 use sw_bus::{RpcCall, RpcReply};
 use sw_contracts::appmeta::{NamespaceDeleted, NamespaceIn, NamespacePatch};
-use sw_contracts::{Name, Page, PageQuery};
+use sw_contracts::{Name, PageQuery};
 use sw_http::ApiError;
 
-use super::{CAS_ATTEMPTS, Ctx, corrupt, event, insert_error, now, path_id, version_conflict};
+use super::store::{commit_with_event, insert_with_event, paged, update_cas};
+use super::{Ctx, corrupt, event, now, path_id};
 use crate::authz::{Op, allowed};
 use crate::entity::{labels_to_db, namespace, stage};
 use crate::validate::{self, Errors};
@@ -57,17 +55,8 @@ pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiEr
     let principal = ctx.principal(&call).await?;
     principal.require(allowed, Op::NamespaceRead, Scope::Global)?;
     let page = ListQuery::parse(&call.envelope.query)?;
-    let select = namespace::Entity::find();
-    let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
-    let rows = select
-        .order_by_asc(namespace::Column::NamespaceId)
-        .offset(page.offset())
-        .limit(page.page_size())
-        .all(&ctx.db)
+    paged(&ctx.db, namespace::Entity::find(), namespace::Column::NamespaceId, &page, namespace::Model::to_out)
         .await
-        .map_err(sw_db::api_error)?;
-    let items = rows.iter().map(namespace::Model::to_out).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
-    Ok(RpcReply::ok(Page::new(items, &page, total)))
 }
 
 pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
@@ -75,11 +64,7 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     principal.require(allowed, Op::NamespaceCreate, Scope::Global)?;
     let mut errs = Errors::new();
     let input: NamespaceIn = validate::parse_body(call.envelope.body.clone(), &["namespaceId"], &mut errs)?;
-    if let Some(n) = &input.name {
-        validate::name(&mut errs, "name", n);
-    }
-    validate::description(&mut errs, "description", input.description.as_deref());
-    validate::labels(&mut errs, "labels", &input.labels);
+    validate::display(&mut errs, input.name.as_deref(), input.description.as_deref(), Some(&input.labels));
     errs.finish()?;
     let at = now();
     let row = namespace::Model {
@@ -92,17 +77,9 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         updated_at: at,
     };
     let out = row.to_out().map_err(corrupt)?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-    namespace::Entity::insert(row.clone().into_active_model().reset_all())
-        .exec_without_returning(&txn)
-        .await
-        .map_err(|e| insert_error(e, &format!("Namespace {}", row.namespace_id), None))?;
-    ctx.outbox
-        .enqueue(&txn, &event(&call, "appmeta.namespace.created", &row.namespace_id, &out))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    let ev = event(&call, "appmeta.namespace.created", &row.namespace_id, &out);
+    insert_with_event::<namespace::Entity>(&ctx, &row, &format!("Namespace {}", row.namespace_id), None, ev)
+        .await?;
     Ok(RpcReply::created(&out).header("Location", format!("/v1/namespaces/{}", row.namespace_id)))
 }
 
@@ -120,17 +97,9 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     let id = path_id(&call, "namespaceId", Name::parse)?;
     let mut errs = Errors::new();
     let patch: NamespacePatch = validate::parse_body(call.envelope.body.clone(), &[], &mut errs)?;
-    if let Some(n) = &patch.name {
-        validate::name(&mut errs, "name", n);
-    }
-    validate::description(&mut errs, "description", patch.description.as_deref());
-    if let Some(l) = &patch.labels {
-        validate::labels(&mut errs, "labels", l);
-    }
+    validate::display(&mut errs, patch.name.as_deref(), patch.description.as_deref(), patch.labels.as_ref());
     errs.finish()?;
-    for _ in 0..CAS_ATTEMPTS {
-        let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-        let old = find(&txn, &id, false).await?;
+    let change = |old: &namespace::Model| {
         let mut new = old.clone();
         if let Some(n) = &patch.name {
             new.name = n.clone();
@@ -143,7 +112,7 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         }
         new.version = old.version + 1;
         new.updated_at = now();
-        let changed = namespace::Entity::update_many()
+        let update = namespace::Entity::update_many()
             .set(namespace::ActiveModel {
                 name: Set(new.name.clone()),
                 description: Set(new.description.clone()),
@@ -153,31 +122,26 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
                 ..Default::default()
             })
             .filter(namespace::Column::NamespaceId.eq(old.namespace_id.as_str()))
-            .filter(namespace::Column::Version.eq(old.version))
-            .exec(&txn)
-            .await
-            .map_err(sw_db::api_error)?;
-        if changed.rows_affected == 0 {
-            txn.rollback().await.map_err(sw_db::api_error)?;
-            continue;
-        }
-        let out = new.to_out().map_err(corrupt)?;
-        ctx.outbox
-            .enqueue(&txn, &event(&call, "appmeta.namespace.updated", &new.namespace_id, &out))
-            .await
-            .map_err(sw_db::api_error)?;
-        txn.commit().await.map_err(sw_db::api_error)?;
-        ctx.outbox.wake();
-        return Ok(RpcReply::ok(out));
-    }
-    Err(version_conflict(&format!("Namespace {id}")))
+            .filter(namespace::Column::Version.eq(old.version));
+        Ok((new, update))
+    };
+    let key = id.clone();
+    update_cas(
+        &ctx,
+        &format!("Namespace {id}"),
+        async move |txn| find(txn, &key, false).await,
+        change,
+        namespace::Model::to_out,
+        |out| event(&call, "appmeta.namespace.updated", out.namespace_id.as_str(), out),
+    )
+    .await
 }
 
 pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
     let principal = ctx.principal(&call).await?;
     principal.require(allowed, Op::NamespaceDelete, Scope::Global)?;
     let id = path_id(&call, "namespaceId", Name::parse)?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+    let txn = ctx.begin().await?;
     // The lock makes a concurrent stage insert wait for us and then fail its foreign-key check.
     let row = find(&txn, &id, true).await?;
     let stages = stage::Entity::find()
@@ -197,11 +161,6 @@ pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         }
     })?;
     let data = NamespaceDeleted { namespace_id: id.clone() };
-    ctx.outbox
-        .enqueue(&txn, &event(&call, "appmeta.namespace.deleted", id.as_str(), &data))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    commit_with_event(&ctx, txn, event(&call, "appmeta.namespace.deleted", id.as_str(), &data)).await?;
     Ok(RpcReply::no_content())
 }

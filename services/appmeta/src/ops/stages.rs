@@ -2,18 +2,16 @@
 
 use std::sync::Arc;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use sw_authz::Scope;
 use sw_bus::{RpcCall, RpcReply};
+use sw_contracts::Name;
 use sw_contracts::appmeta::{StageDeleted, StageIn, StagePatch};
-use sw_contracts::{Name, Page};
 use sw_http::ApiError;
 
 use super::namespaces::{ListQuery, find as find_namespace};
-use super::{CAS_ATTEMPTS, Ctx, corrupt, event, insert_error, now, path_id, version_conflict};
+use super::store::{delete_with_event, insert_with_event, paged, update_cas};
+use super::{Ctx, corrupt, event, now, path_id};
 use crate::authz::{Op, allowed};
 use crate::entity::{labels_to_db, stage};
 use crate::validate::{self, Errors};
@@ -37,16 +35,7 @@ pub(super) async fn list(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiEr
     let ns = path_id(&call, "namespaceId", Name::parse)?;
     find_namespace(&ctx.db, &ns, false).await?;
     let select = stage::Entity::find().filter(stage::Column::NamespaceId.eq(ns.as_str()));
-    let total = select.clone().count(&ctx.db).await.map_err(sw_db::api_error)?;
-    let rows = select
-        .order_by_asc(stage::Column::StageId)
-        .offset(page.offset())
-        .limit(page.page_size())
-        .all(&ctx.db)
-        .await
-        .map_err(sw_db::api_error)?;
-    let items = rows.iter().map(stage::Model::to_out).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
-    Ok(RpcReply::ok(Page::new(items, &page, total)))
+    paged(&ctx.db, select, stage::Column::StageId, &page, stage::Model::to_out).await
 }
 
 pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
@@ -55,11 +44,7 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     let ns = path_id(&call, "namespaceId", Name::parse)?;
     let mut errs = Errors::new();
     let input: StageIn = validate::parse_body(call.envelope.body.clone(), &["stageId"], &mut errs)?;
-    if let Some(n) = &input.name {
-        validate::name(&mut errs, "name", n);
-    }
-    validate::description(&mut errs, "description", input.description.as_deref());
-    validate::labels(&mut errs, "labels", &input.labels);
+    validate::display(&mut errs, input.name.as_deref(), input.description.as_deref(), Some(&input.labels));
     errs.finish()?;
     find_namespace(&ctx.db, &ns, false).await?;
     let at = now();
@@ -75,24 +60,16 @@ pub(super) async fn create(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         updated_at: at,
     };
     let out = row.to_out().map_err(corrupt)?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+    let ev = event(&call, "appmeta.stage.created", subject(&ns, &input.stage_id), &out);
     // The foreign key turns a namespace deleted since the check above into a 404 here.
-    stage::Entity::insert(row.clone().into_active_model().reset_all())
-        .exec_without_returning(&txn)
-        .await
-        .map_err(|e| {
-            insert_error(
-                e,
-                &format!("Stage {} of namespace {ns}", input.stage_id),
-                Some(&format!("Namespace {ns}")),
-            )
-        })?;
-    ctx.outbox
-        .enqueue(&txn, &event(&call, "appmeta.stage.created", subject(&ns, &input.stage_id), &out))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    insert_with_event::<stage::Entity>(
+        &ctx,
+        &row,
+        &format!("Stage {} of namespace {ns}", input.stage_id),
+        Some(&format!("Namespace {ns}")),
+        ev,
+    )
+    .await?;
     Ok(RpcReply::created(&out).header("Location", format!("/v1/namespaces/{ns}/stages/{}", input.stage_id)))
 }
 
@@ -113,18 +90,10 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     let id = path_id(&call, "stageId", Name::parse)?;
     let mut errs = Errors::new();
     let patch: StagePatch = validate::parse_body(call.envelope.body.clone(), &[], &mut errs)?;
-    if let Some(n) = &patch.name {
-        validate::name(&mut errs, "name", n);
-    }
-    validate::description(&mut errs, "description", patch.description.as_deref());
-    if let Some(l) = &patch.labels {
-        validate::labels(&mut errs, "labels", l);
-    }
+    validate::display(&mut errs, patch.name.as_deref(), patch.description.as_deref(), patch.labels.as_ref());
     errs.finish()?;
     find_namespace(&ctx.db, &ns, false).await?;
-    for _ in 0..CAS_ATTEMPTS {
-        let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-        let old = find(&txn, &ns, &id).await?;
+    let change = |old: &stage::Model| {
         let mut new = old.clone();
         if let Some(n) = &patch.name {
             new.name = n.clone();
@@ -140,7 +109,7 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
         }
         new.version = old.version + 1;
         new.updated_at = now();
-        let changed = stage::Entity::update_many()
+        let update = stage::Entity::update_many()
             .set(stage::ActiveModel {
                 name: Set(new.name.clone()),
                 description: Set(new.description.clone()),
@@ -152,24 +121,19 @@ pub(super) async fn update(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
             })
             .filter(stage::Column::NamespaceId.eq(old.namespace_id.as_str()))
             .filter(stage::Column::StageId.eq(old.stage_id.as_str()))
-            .filter(stage::Column::Version.eq(old.version))
-            .exec(&txn)
-            .await
-            .map_err(sw_db::api_error)?;
-        if changed.rows_affected == 0 {
-            txn.rollback().await.map_err(sw_db::api_error)?;
-            continue;
-        }
-        let out = new.to_out().map_err(corrupt)?;
-        ctx.outbox
-            .enqueue(&txn, &event(&call, "appmeta.stage.updated", subject(&ns, &id), &out))
-            .await
-            .map_err(sw_db::api_error)?;
-        txn.commit().await.map_err(sw_db::api_error)?;
-        ctx.outbox.wake();
-        return Ok(RpcReply::ok(out));
-    }
-    Err(version_conflict(&format!("Stage {id} of namespace {ns}")))
+            .filter(stage::Column::Version.eq(old.version));
+        Ok((new, update))
+    };
+    let key = (ns.clone(), id.clone());
+    update_cas(
+        &ctx,
+        &format!("Stage {id} of namespace {ns}"),
+        async move |txn| find(txn, &key.0, &key.1).await,
+        change,
+        stage::Model::to_out,
+        |out| event(&call, "appmeta.stage.updated", subject(&ns, &id), out),
+    )
+    .await
 }
 
 pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
@@ -178,20 +142,13 @@ pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     let ns = path_id(&call, "namespaceId", Name::parse)?;
     let id = path_id(&call, "stageId", Name::parse)?;
     find_namespace(&ctx.db, &ns, false).await?;
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-    let deleted = stage::Entity::delete_by_id((ns.to_string(), id.to_string()))
-        .exec(&txn)
-        .await
-        .map_err(sw_db::api_error)?;
-    if deleted.rows_affected == 0 {
-        return Err(ApiError::not_found(format!("Stage {id} of namespace {ns} does not exist.")));
-    }
     let data = StageDeleted { namespace_id: ns.clone(), stage_id: id.clone() };
-    ctx.outbox
-        .enqueue(&txn, &event(&call, "appmeta.stage.deleted", subject(&ns, &id), &data))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    ctx.outbox.wake();
+    delete_with_event(
+        &ctx,
+        stage::Entity::delete_by_id((ns.to_string(), id.to_string())),
+        &format!("Stage {id} of namespace {ns}"),
+        event(&call, "appmeta.stage.deleted", subject(&ns, &id), &data),
+    )
+    .await?;
     Ok(RpcReply::no_content())
 }

@@ -4,23 +4,22 @@
 use std::sync::Arc;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait};
 use serde::Deserialize;
-use sw_authz::Scope;
 use sw_bus::{RpcCall, RpcReply};
+use sw_contracts::FieldError;
 use sw_contracts::auth::{ClientDeleted, ClientIn, ClientOut, ClientSecretOut, RoleBinding};
-use sw_contracts::{FieldError, Page};
 use sw_http::ApiError;
 
-use super::{normalize_roles, param, roles_from_json, roles_to_json};
-use crate::authz::{self, Op};
+use super::{
+    CAS_ATTEMPTS, admin, check_fields, insert_with_event, normalize_roles, page_of, param, roles_body,
+    roles_from_json, roles_to_json, version_conflict,
+};
+use crate::authz::Op;
 use crate::entity::client;
 use crate::refresh;
 use crate::secrets;
-use crate::state::{State, event, now};
+use crate::state::{State, commit_with_event, event, now};
 
 /// The built-in public client of the CLI; it cannot be deleted.
 pub const SWCLI: &str = "swcli";
@@ -65,10 +64,6 @@ fn client_id_param(call: &RpcCall) -> Result<&str, ApiError> {
     if valid_client_id(id) { Ok(id) } else { Err(ApiError::invalid_field("clientId", CLIENT_ID_RULE)) }
 }
 
-async fn admin(s: &State, call: &RpcCall, op: Op) -> Result<(), ApiError> {
-    s.verifier.verify_call(&call.meta).await?.require(authz::allowed, op, Scope::Global)
-}
-
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Client '{id}' does not exist."))
 }
@@ -86,16 +81,8 @@ pub async fn list(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> {
     admin(&s, &call, Op::ClientsList).await?;
     let q: ListQuery = sw_http::parse_query(&call.envelope.query)?;
     let pq = sw_http::page_query(q.page, q.page_size)?;
-    let total = client::Entity::find().count(&s.db).await.map_err(sw_db::api_error)?;
-    let rows = client::Entity::find()
-        .order_by_asc(client::Column::ClientId)
-        .offset(pq.offset())
-        .limit(pq.page_size())
-        .all(&s.db)
-        .await
-        .map_err(sw_db::api_error)?;
-    let items = rows.iter().map(client_out).collect::<Result<Vec<_>, _>>()?;
-    Ok(RpcReply::ok(Page::new(items, &pq, total)))
+    let page = page_of(&s, client::Entity::find(), client::Column::ClientId, &pq, client_out).await?;
+    Ok(RpcReply::ok(page))
 }
 
 /// `POST /v1/clients` → 201 with the secret (confidential clients only), shown this once.
@@ -111,9 +98,7 @@ pub async fn create(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> 
         errors.push(FieldError::new("name", "must be 1-128 characters"));
     }
     let roles = normalize_roles("roles", input.roles, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    check_fields(errors)?;
     let secret = input.confidential.then(secrets::random_token);
     let row = insert_client(&s, &call, &input.client_id, &name, secret.as_deref(), &roles).await?;
     let out = ClientSecretOut { client: client_out(&row)?, client_secret: secret };
@@ -143,32 +128,11 @@ pub async fn insert_client(
         created_at: at,
         updated_at: at,
     };
-    let am = client::ActiveModel {
-        client_id: Set(row.client_id.clone()),
-        name: Set(row.name.clone()),
-        confidential: Set(row.confidential),
-        secret_hash: Set(row.secret_hash.clone()),
-        grant_types: Set(row.grant_types.clone()),
-        roles: Set(row.roles.clone()),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-    };
-    let out = client_out(&row)?;
-    let txn = s.db.begin().await.map_err(sw_db::api_error)?;
-    if let Err(e) = client::Entity::insert(am).exec_without_returning(&txn).await {
-        return Err(if sw_db::is_duplicate(&e) {
-            ApiError::conflict("already_exists", format!("Client '{client_id}' already exists."))
-        } else {
-            sw_db::api_error(e)
-        });
-    }
-    s.outbox
-        .enqueue(&txn, &event(call, "auth.client.created", client_id, &out))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    s.outbox.wake();
+    let ev = event(call, "auth.client.created", client_id, client_out(&row)?);
+    insert_with_event(s, row.clone().into_active_model(), &ev, || {
+        ApiError::conflict("already_exists", format!("Client '{client_id}' already exists."))
+    })
+    .await?;
     Ok(row)
 }
 
@@ -198,12 +162,8 @@ pub async fn delete(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> 
     }
     refresh::revoke_client(&txn, id).await.map_err(sw_db::api_error)?;
     let data = ClientDeleted { client_id: id.to_owned() };
-    s.outbox
-        .enqueue(&txn, &event(&call, "auth.client.deleted", id, &data))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    s.outbox.wake();
+    let ev = event(&call, "auth.client.deleted", id, &data);
+    commit_with_event(&s.outbox, txn, &ev).await.map_err(sw_db::api_error)?;
     Ok(RpcReply::no_content())
 }
 
@@ -231,13 +191,7 @@ pub async fn rotate_secret(s: Arc<State>, call: RpcCall) -> Result<RpcReply, Api
 pub async fn roles_set(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> {
     admin(&s, &call, Op::ClientsRolesSet).await?;
     let id = client_id_param(&call)?;
-    let roles: Vec<RoleBinding> = sw_http::parse_body(call.envelope.body.clone())?;
-    let mut errors = Vec::new();
-    let roles = normalize_roles("roles", roles, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let json = roles_to_json(&roles);
+    let json = roles_body(&call)?;
     let row = change_client(&s, &call, id, |c| {
         c.roles.clone_from(&json);
         Ok(())
@@ -254,7 +208,7 @@ async fn change_client(
     id: &str,
     change: impl Fn(&mut client::Model) -> Result<(), ApiError>,
 ) -> Result<client::Model, ApiError> {
-    for _ in 0..3 {
+    for _ in 0..CAS_ATTEMPTS {
         let cur = find(s, id).await?.ok_or_else(|| not_found(id))?;
         let mut next = cur.clone();
         change(&mut next)?;
@@ -279,15 +233,11 @@ async fn change_client(
             txn.rollback().await.map_err(sw_db::api_error)?;
             continue;
         }
-        s.outbox
-            .enqueue(&txn, &event(call, "auth.client.updated", id, &out))
-            .await
-            .map_err(sw_db::api_error)?;
-        txn.commit().await.map_err(sw_db::api_error)?;
-        s.outbox.wake();
+        let ev = event(call, "auth.client.updated", id, &out);
+        commit_with_event(&s.outbox, txn, &ev).await.map_err(sw_db::api_error)?;
         return Ok(next);
     }
-    Err(ApiError::conflict("version_conflict", format!("Client '{id}' changed concurrently; retry.")))
+    Err(version_conflict(&format!("Client '{id}'")))
 }
 
 #[cfg(test)]

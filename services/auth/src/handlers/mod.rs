@@ -10,10 +10,18 @@ pub mod keys;
 pub mod oauth;
 pub mod users;
 
-use sw_bus::RpcCall;
-use sw_contracts::FieldError;
+use sea_orm::{
+    ActiveModelTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryOrder, QuerySelect, Select,
+    TransactionTrait,
+};
+use sw_authz::{Principal, Scope};
+use sw_bus::{CloudEvent, RpcCall};
 use sw_contracts::auth::RoleBinding;
+use sw_contracts::{FieldError, Page, PageQuery};
 use sw_http::ApiError;
+
+use crate::authz::{self, Op};
+use crate::state::{State, commit_with_event};
 
 /// Most role bindings one user or client may carry (they travel in every access token).
 pub const MAX_BINDINGS: usize = 64;
@@ -25,6 +33,77 @@ pub fn param<'a>(call: &'a RpcCall, name: &str) -> Result<&'a str, ApiError> {
         .get(name)
         .map(String::as_str)
         .ok_or_else(|| ApiError::invalid_field(name, "is required"))
+}
+
+/// Verifies the caller and requires `op` globally (the admin-only operations).
+pub async fn admin(s: &State, call: &RpcCall, op: Op) -> Result<Principal, ApiError> {
+    let p = s.verifier.verify_call(&call.meta).await?;
+    p.require(authz::allowed, op, Scope::Global)?;
+    Ok(p)
+}
+
+/// 422 listing every field error collected while checking a request, if there is any.
+pub fn check_fields(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::validation(errors)) }
+}
+
+/// The body of `PUT …/roles` (every binding, replacing the old ones), checked and as stored.
+pub fn roles_body(call: &RpcCall) -> Result<String, ApiError> {
+    let roles: Vec<RoleBinding> = sw_http::parse_body(call.envelope.body.clone())?;
+    let mut errors = Vec::new();
+    let roles = normalize_roles("roles", roles, &mut errors);
+    check_fields(errors)?;
+    Ok(roles_to_json(&roles))
+}
+
+/// The page `pq` of `select` ordered by `order`, each row shown through `out`, and the total.
+pub async fn page_of<E: EntityTrait, T>(
+    s: &State,
+    select: Select<E>,
+    order: E::Column,
+    pq: &PageQuery,
+    out: impl Fn(&E::Model) -> Result<T, ApiError>,
+) -> Result<Page<T>, ApiError>
+where
+    E::Model: Sync,
+{
+    let total = select.clone().count(&s.db).await.map_err(sw_db::api_error)?;
+    let rows = select
+        .order_by_asc(order)
+        .offset(pq.offset())
+        .limit(pq.page_size())
+        .all(&s.db)
+        .await
+        .map_err(sw_db::api_error)?;
+    let items = rows.iter().map(out).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::new(items, pq, total))
+}
+
+/// Inserts `row` (a whole row as an active model) and its event `ev` in one transaction. A row
+/// with the same primary key answers `exists()` (409) rather than a server fault.
+pub async fn insert_with_event<A>(
+    s: &State,
+    row: A,
+    ev: &CloudEvent,
+    exists: impl FnOnce() -> ApiError,
+) -> Result<(), ApiError>
+where
+    A: ActiveModelTrait + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
+    let txn = s.db.begin().await.map_err(sw_db::api_error)?;
+    if let Err(e) = A::Entity::insert(row).exec_without_returning(&txn).await {
+        return Err(if sw_db::is_duplicate(&e) { exists() } else { sw_db::api_error(e) });
+    }
+    commit_with_event(&s.outbox, txn, ev).await.map_err(sw_db::api_error)
+}
+
+/// Attempts at a compare-and-swap on a row's `version` before giving up with [`version_conflict`].
+pub const CAS_ATTEMPTS: usize = 3;
+
+/// 409 `version_conflict`: `what` (e.g. "User 'jane'") kept changing under every attempt.
+pub fn version_conflict(what: &str) -> ApiError {
+    ApiError::conflict("version_conflict", format!("{what} changed concurrently; retry."))
 }
 
 /// Role bindings as stored.

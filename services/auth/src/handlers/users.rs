@@ -4,23 +4,22 @@ use std::sync::Arc;
 
 use chrono::TimeZone;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait};
 use serde::Deserialize;
-use sw_authz::{Principal, Scope};
 use sw_bus::{RpcCall, RpcReply};
+use sw_contracts::FieldError;
 use sw_contracts::auth::{RoleBinding, UserDeleted, UserIn, UserOut, UserPatch, WhoAmI};
-use sw_contracts::{FieldError, Page};
 use sw_http::ApiError;
 
-use super::{like_escape, normalize_roles, param, roles_from_json, roles_to_json};
+use super::{
+    CAS_ATTEMPTS, admin, check_fields, insert_with_event, like_escape, normalize_roles, page_of, param,
+    roles_body, roles_from_json, roles_to_json, version_conflict,
+};
 use crate::authz::{self, Op};
 use crate::entity::user;
 use crate::refresh;
 use crate::secrets;
-use crate::state::{State, event, now};
+use crate::state::{State, commit_with_event, event, now};
 
 /// Longest accepted password (argon2 hashes anything, but a megabyte password is an attack).
 pub const MAX_PASSWORD: usize = 1024;
@@ -94,12 +93,6 @@ fn username_param(call: &RpcCall) -> Result<&str, ApiError> {
     if valid_username(u) { Ok(u) } else { Err(ApiError::invalid_field("username", USERNAME_RULE)) }
 }
 
-async fn admin(s: &State, call: &RpcCall, op: Op) -> Result<Principal, ApiError> {
-    let p = s.verifier.verify_call(&call.meta).await?;
-    p.require(authz::allowed, op, Scope::Global)?;
-    Ok(p)
-}
-
 /// `GET /v1/me`: any valid token, even one without role bindings.
 pub async fn me(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> {
     let p = s.verifier.verify_call(&call.meta).await?;
@@ -135,16 +128,8 @@ pub async fn list(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> {
                 .add(user::Column::Email.like(&pattern)),
         );
     }
-    let total = select.clone().count(&s.db).await.map_err(sw_db::api_error)?;
-    let rows = select
-        .order_by_asc(user::Column::Username)
-        .offset(pq.offset())
-        .limit(pq.page_size())
-        .all(&s.db)
-        .await
-        .map_err(sw_db::api_error)?;
-    let items = rows.iter().map(user_out).collect::<Result<Vec<_>, _>>()?;
-    Ok(RpcReply::ok(Page::new(items, &pq, total)))
+    let page = page_of(&s, select, user::Column::Username, &pq, user_out).await?;
+    Ok(RpcReply::ok(page))
 }
 
 /// `POST /v1/users` → 201.
@@ -159,9 +144,7 @@ pub async fn create(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> 
     let display_name = check_display_name(input.display_name, &mut errors);
     let email = check_email(input.email, &mut errors);
     let roles = normalize_roles("roles", input.roles, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    check_fields(errors)?;
     if find(&s, &input.username).await?.is_some() {
         return Err(already_exists(&input.username));
     }
@@ -197,28 +180,8 @@ pub async fn insert_user(
         created_at: at,
         updated_at: at,
     };
-    let am = user::ActiveModel {
-        username: Set(row.username.clone()),
-        password_hash: Set(row.password_hash.clone()),
-        display_name: Set(row.display_name.clone()),
-        email: Set(row.email.clone()),
-        disabled: Set(false),
-        roles: Set(row.roles.clone()),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-    };
-    let out = user_out(&row)?;
-    let txn = s.db.begin().await.map_err(sw_db::api_error)?;
-    if let Err(e) = user::Entity::insert(am).exec_without_returning(&txn).await {
-        return Err(if sw_db::is_duplicate(&e) { already_exists(username) } else { sw_db::api_error(e) });
-    }
-    s.outbox
-        .enqueue(&txn, &event(call, "auth.user.created", username, &out))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    s.outbox.wake();
+    let ev = event(call, "auth.user.created", username, user_out(&row)?);
+    insert_with_event(s, row.clone().into_active_model(), &ev, || already_exists(username)).await?;
     Ok(row)
 }
 
@@ -250,9 +213,7 @@ pub async fn update(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> 
     let display_name =
         patch.display_name.is_some().then(|| check_display_name(patch.display_name, &mut errors));
     let email = patch.email.is_some().then(|| check_email(patch.email, &mut errors));
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    check_fields(errors)?;
     let new_hash = match patch.password {
         Some(pw) => Some(secrets::hash_password(pw).await?),
         None => None,
@@ -283,13 +244,7 @@ pub async fn update(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> 
 pub async fn roles_set(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> {
     admin(&s, &call, Op::UsersRolesSet).await?;
     let username = username_param(&call)?.to_owned();
-    let roles: Vec<RoleBinding> = sw_http::parse_body(call.envelope.body.clone())?;
-    let mut errors = Vec::new();
-    let roles = normalize_roles("roles", roles, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let json = roles_to_json(&roles);
+    let json = roles_body(&call)?;
     let row = change_user(&s, &call, &username, |u| {
         u.roles.clone_from(&json);
         false
@@ -307,7 +262,7 @@ async fn change_user(
     username: &str,
     change: impl Fn(&mut user::Model) -> bool,
 ) -> Result<user::Model, ApiError> {
-    for _ in 0..3 {
+    for _ in 0..CAS_ATTEMPTS {
         let cur = find(s, username).await?.ok_or_else(|| not_found(username))?;
         let mut next = cur.clone();
         let revoke = change(&mut next);
@@ -338,15 +293,11 @@ async fn change_user(
         if revoke {
             refresh::revoke_user(&txn, username).await.map_err(sw_db::api_error)?;
         }
-        s.outbox
-            .enqueue(&txn, &event(call, "auth.user.updated", username, &out))
-            .await
-            .map_err(sw_db::api_error)?;
-        txn.commit().await.map_err(sw_db::api_error)?;
-        s.outbox.wake();
+        let ev = event(call, "auth.user.updated", username, &out);
+        commit_with_event(&s.outbox, txn, &ev).await.map_err(sw_db::api_error)?;
         return Ok(next);
     }
-    Err(ApiError::conflict("version_conflict", format!("User '{username}' changed concurrently; retry.")))
+    Err(version_conflict(&format!("User '{username}'")))
 }
 
 /// `DELETE /v1/users/{username}` → 204. Revokes the user's refresh tokens; you cannot delete yourself.
@@ -370,12 +321,8 @@ pub async fn delete(s: Arc<State>, call: RpcCall) -> Result<RpcReply, ApiError> 
     }
     refresh::revoke_user(&txn, username).await.map_err(sw_db::api_error)?;
     let data = UserDeleted { username: username.to_owned() };
-    s.outbox
-        .enqueue(&txn, &event(&call, "auth.user.deleted", username, &data))
-        .await
-        .map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
-    s.outbox.wake();
+    let ev = event(&call, "auth.user.deleted", username, &data);
+    commit_with_event(&s.outbox, txn, &ev).await.map_err(sw_db::api_error)?;
     Ok(RpcReply::no_content())
 }
 
