@@ -113,7 +113,11 @@ pub fn init(cfg: &Config) -> Result<Telemetry, TelemetryError> {
         LogFormat::Json => {
             tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed()
         }
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+        // Colours only on a terminal, so redirected logs stay plain text.
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
     };
     tracing_subscriber::registry()
         .with(filter)
