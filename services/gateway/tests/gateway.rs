@@ -259,6 +259,12 @@ async fn health_docs_and_metrics_are_open() {
     let ui = app.http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().contains("swagger"), "Swagger UI is served from the binary");
+    // Its scripts and styles come from the binary too: the UI works with no internet.
+    for asset in ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/swagger-initializer.js"] {
+        let r = app.http.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+        assert!(r.bytes().await.unwrap().len() > 100, "{asset}");
+    }
     let _ = app.http.get(app.url("/v1/apps")).bearer_auth(&app.token).send().await.unwrap();
     let m = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("sw_http_requests_total"), "{m}");
