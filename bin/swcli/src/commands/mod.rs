@@ -1,0 +1,4 @@
+//! The subcommands. Each returns the text to print on stdout.
+
+pub mod app;
+pub mod login;

@@ -1,0 +1,134 @@
+//! The one error type of the CLI and its mapping to exit codes.
+
+use sw_contracts::problem::Problem;
+
+/// Exit code: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: anything not covered below (local I/O, unexpected replies, other 4xx).
+pub const EXIT_OTHER: i32 = 1;
+/// Exit code: the command line is wrong (what clap uses).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: not logged in, bad credentials, or not allowed (401/403, OAuth grant errors).
+pub const EXIT_AUTH: i32 = 3;
+/// Exit code: no such resource (404).
+pub const EXIT_NOT_FOUND: i32 = 4;
+/// Exit code: state conflict (409).
+pub const EXIT_CONFLICT: i32 = 5;
+/// Exit code: the input was rejected (400/422, or caught before sending).
+pub const EXIT_INVALID: i32 = 6;
+/// Exit code: the platform is unreachable, timed out, or failed (429/5xx).
+pub const EXIT_UNAVAILABLE: i32 = 7;
+
+/// What went wrong; `Display` is the `<code>: <detail>` part of the one-line message.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server answered with an error; `code` and `detail` come from the problem body.
+    #[error("{code}: {detail}")]
+    Api { status: u16, code: String, detail: String },
+    /// No usable token and no credentials to get one (or they were refused before asking).
+    #[error("{code}: {detail}")]
+    Auth { code: String, detail: String },
+    /// The input was rejected before it was sent.
+    #[error("validation_failed: {0}")]
+    Invalid(String),
+    /// The gateway could not be reached or did not answer in time.
+    #[error("unavailable: {0}")]
+    Unreachable(String),
+    /// The configuration file could not be read or written.
+    #[error("config: {0}")]
+    Config(String),
+    /// A reply that is not what the API documents.
+    #[error("unexpected_reply: {0}")]
+    Unexpected(String),
+}
+
+impl CliError {
+    /// Builds the error for a non-2xx answer from its status and (possibly non-problem) body.
+    pub fn from_reply(status: u16, body: &[u8]) -> Self {
+        match serde_json::from_slice::<Problem>(body) {
+            Ok(p) => {
+                let detail = p.detail.or(p.error_description).unwrap_or(p.title);
+                CliError::Api { status, code: p.code, detail }
+            }
+            // Something in front of the gateway (a proxy) may answer without a problem body.
+            Err(_) => CliError::Api {
+                status,
+                code: format!("http_{status}"),
+                detail: String::from_utf8_lossy(body).trim().chars().take(200).collect(),
+            },
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Api { status, code, .. } => match (*status, code.as_str()) {
+                // OAuth refuses a bad password or refresh token with 400 invalid_grant: an auth failure.
+                (_, "invalid_grant" | "invalid_client" | "unauthorized_client") => EXIT_AUTH,
+                (401 | 403, _) => EXIT_AUTH,
+                (404, _) => EXIT_NOT_FOUND,
+                (409, _) => EXIT_CONFLICT,
+                (400 | 422, _) => EXIT_INVALID,
+                (429, _) | (500..=599, _) => EXIT_UNAVAILABLE,
+                _ => EXIT_OTHER,
+            },
+            CliError::Auth { .. } => EXIT_AUTH,
+            CliError::Invalid(_) => EXIT_INVALID,
+            CliError::Unreachable(_) => EXIT_UNAVAILABLE,
+            CliError::Config(_) | CliError::Unexpected(_) => EXIT_OTHER,
+        }
+    }
+
+    /// Whether a fresh token could fix this (the server refused the one we sent).
+    pub(crate) fn is_unauthenticated(&self) -> bool {
+        matches!(self, CliError::Api { status: 401, .. })
+    }
+}
+
+impl From<reqwest::Error> for CliError {
+    fn from(e: reqwest::Error) -> Self {
+        let what = if e.is_timeout() {
+            "the gateway did not answer in time"
+        } else if e.is_connect() {
+            "cannot connect to the gateway"
+        } else {
+            "the request failed"
+        };
+        // reqwest's Display names the URL but never the body or headers, so no secret leaks here.
+        CliError::Unreachable(format!("{what} ({e})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_body_gives_code_and_detail() {
+        let body = br#"{"type":"about:blank","title":"Not Found","status":404,"code":"not_found","detail":"no app x"}"#;
+        let e = CliError::from_reply(404, body);
+        assert_eq!(e.to_string(), "not_found: no app x");
+        assert_eq!(e.exit_code(), EXIT_NOT_FOUND);
+    }
+
+    #[test]
+    fn exit_codes_by_status() {
+        let api = |status, code: &str| CliError::Api { status, code: code.into(), detail: String::new() };
+        assert_eq!(api(400, "invalid_grant").exit_code(), EXIT_AUTH);
+        assert_eq!(api(401, "token_expired").exit_code(), EXIT_AUTH);
+        assert_eq!(api(403, "forbidden").exit_code(), EXIT_AUTH);
+        assert_eq!(api(409, "already_exists").exit_code(), EXIT_CONFLICT);
+        assert_eq!(api(422, "validation_failed").exit_code(), EXIT_INVALID);
+        assert_eq!(api(400, "malformed_json").exit_code(), EXIT_INVALID);
+        assert_eq!(api(503, "service_unavailable").exit_code(), EXIT_UNAVAILABLE);
+        assert_eq!(api(429, "rate_limited").exit_code(), EXIT_UNAVAILABLE);
+        assert_eq!(api(415, "unsupported_media_type").exit_code(), EXIT_OTHER);
+    }
+
+    #[test]
+    fn non_problem_body_is_still_one_line() {
+        let e = CliError::from_reply(502, b"<html>bad gateway</html>\n");
+        assert_eq!(e.to_string(), "http_502: <html>bad gateway</html>");
+        assert_eq!(e.exit_code(), EXIT_UNAVAILABLE);
+    }
+}
