@@ -18,7 +18,7 @@ help: ## List the targets
 	@echo "usage: make <target>"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-up: ## Run the platform in the foreground (starts NATS, MariaDB, Redis if needed); Ctrl-C stops it
+up: ## Run the platform in the foreground (starts NATS, MariaDB, Redis, S3 if needed); Ctrl-C stops it
 	scripts/up.sh
 
 down: ## Stop the server and the infrastructure that `make up`/`make test` started

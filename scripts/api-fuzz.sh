@@ -17,8 +17,8 @@ GW=${1:-${SREWORKS_GATEWAY__PUBLIC_URL:-http://127.0.0.1:8080}}
 venv="$LOCAL/venv"
 if [[ ! -x $venv/bin/schemathesis ]]; then
   log "installing schemathesis from PyPI into $venv"
-  { [[ -x $venv/bin/pip ]] || python3 -m venv "$venv"; } && timeout 600 "$venv/bin/pip" install --quiet schemathesis ||
-    die "could not install schemathesis"
+  if [[ ! -x $venv/bin/pip ]]; then python3 -m venv "$venv" || die "could not create $venv"; fi
+  timeout 600 "$venv/bin/pip" install --quiet schemathesis || die "could not install schemathesis"
 fi
 token=$(curl -fsS --max-time 10 "$GW/oauth/token" -d grant_type=password -d username=admin \
   --data-urlencode "password=$SREWORKS_ADMIN_PASSWORD" -d client_id=swcli |

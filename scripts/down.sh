@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make down`: stops the `sreworks serve` that `make up` started (by its pid file), then the NATS,
-# MariaDB and Redis servers that scripts/infra.sh started. Servers it found running stay up.
+# MariaDB, Redis and S3 servers that scripts/infra.sh started. Servers it found running stay up.
 # Data stays in .local/ — remove that folder to start from scratch.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Makes NATS (with JetStream), MariaDB and Redis available on 127.0.0.1 for sreworks.
+# Makes NATS (with JetStream), MariaDB, Redis and an S3 server available on 127.0.0.1 for sreworks.
 #
 #   scripts/infra.sh ensure   reuse what already listens on each port, else install and start it
 #   scripts/infra.sh stop     stop only the servers this script started (never one it found running)
 #   scripts/infra.sh status   show each port, whether it answers, and who started it
 #
-# Ports: SW_NATS_PORT (4222), SW_MYSQL_PORT (3306), SW_REDIS_PORT (6379).
-# A service whose URL is already set (SREWORKS_NATS__URL, SREWORKS_DATABASE__URL, SREWORKS_REDIS__URL)
-# is yours: this script leaves it alone.
+# Ports: SW_NATS_PORT (4222), SW_MYSQL_PORT (3306), SW_REDIS_PORT (6379), SW_S3_PORT (9000).
+# A service whose URL is already set (SREWORKS_NATS__URL, SREWORKS_DATABASE__URL, SREWORKS_REDIS__URL,
+# SREWORKS_S3__ENDPOINT) is yours: this script leaves it alone.
 #
-# Servers it starts keep their data under .local/ (nats/, mariadb/, redis/) and their pid files and
+# Servers it starts keep their data under .local/ (nats/, mariadb/, redis/, s3/) and their pid files and
 # logs under .local/run/; .local/run/started lists them ("service port pid"), so `stop` touches only
 # those. `ensure` writes .local/run/infra.env with the SREWORKS_*__URL values for the chosen ports,
 # which scripts/up.sh and scripts/test.sh source.
@@ -17,6 +17,11 @@
 # MariaDB started here: a fresh data dir gets a `sreworks` user with a generated password (kept in
 # .local/secrets.env as SW_MYSQL_PASSWORD); root is reachable only over the local socket by the OS root.
 # MariaDB found running: used as root with an empty password, as sreworks' defaults expect.
+#
+# S3: the s3s-fs binary (cargo install s3s-fs --version 0.14.1 --features binary --locked), serving
+# .local/s3 with a key pair generated once into .local/secrets.env (SW_S3_ACCESS_KEY,
+# SW_S3_SECRET_KEY). Only an s3s-fs this script started is reused: another server on SW_S3_PORT has
+# credentials we do not know, so point SREWORKS_S3__ENDPOINT (and the keys) at it instead.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,11 +29,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 NATS_PORT=${SW_NATS_PORT:-4222}
 MYSQL_PORT=${SW_MYSQL_PORT:-3306}
 REDIS_PORT=${SW_REDIS_PORT:-6379}
+S3_PORT=${SW_S3_PORT:-9000}
+S3FS_VERSION=0.14.1   # newer versions need a newer Rust than the project's toolchain
 STARTED="$RUN/started"
 START_TIMEOUT=${SW_START_TIMEOUT:-60}   # seconds to wait for a server we start
 STOP_TIMEOUT=${SW_STOP_TIMEOUT:-60}     # seconds to wait for one to stop before SIGKILL
 
-for p in "$NATS_PORT" "$MYSQL_PORT" "$REDIS_PORT"; do
+for p in "$NATS_PORT" "$MYSQL_PORT" "$REDIS_PORT" "$S3_PORT"; do
   if ! [[ $p =~ ^[0-9]+$ ]] || ((p == 0 || p > 65535)); then die "invalid port '$p' in SW_*_PORT"; fi
 done
 
@@ -279,6 +286,76 @@ ensure_redis() {
   env_line SREWORKS_REDIS__URL "redis://127.0.0.1:$port"
 }
 
+# ------------------------------------------------------------------ S3 (s3s-fs)
+
+# The s3s-fs binary: on PATH, in ~/.cargo/bin, else built with cargo install (several minutes).
+s3fs_binary() {
+  local bin
+  if bin=$(command -v s3s-fs) || { bin=$HOME/.cargo/bin/s3s-fs && [[ -x $bin ]]; }; then
+    echo "$bin"
+    return
+  fi
+  require_cargo
+  log "S3: installing s3s-fs $S3FS_VERSION with cargo install (takes several minutes; log: $RUN/s3s-fs-install.log)"
+  timeout "${SW_S3_INSTALL_TIMEOUT:-1800}" cargo install s3s-fs --version "$S3FS_VERSION" \
+    --features binary --locked >"$RUN/s3s-fs-install.log" 2>&1 || {
+    log_tail "$RUN/s3s-fs-install.log"
+    die "cargo install s3s-fs --version $S3FS_VERSION --features binary --locked failed or timed out (log: $RUN/s3s-fs-install.log); install it yourself or set SREWORKS_S3__ENDPOINT to an S3 server of yours"
+  }
+  bin=$HOME/.cargo/bin/s3s-fs
+  [[ -x $bin ]] || bin=$(command -v s3s-fs) || die "s3s-fs is missing after cargo install"
+  echo "$bin"
+}
+
+# The local server's key pair, generated once into .local/secrets.env; sets S3_KEY and S3_SECRET.
+s3_credentials() {
+  S3_KEY=$(secret_get SW_S3_ACCESS_KEY) || {
+    S3_KEY=sw$(random_hex)
+    secret_set SW_S3_ACCESS_KEY "$S3_KEY"
+  }
+  S3_SECRET=$(secret_get SW_S3_SECRET_KEY) || {
+    S3_SECRET=$(random_hex)$(random_hex)
+    secret_set SW_S3_SECRET_KEY "$S3_SECRET"
+  }
+}
+
+ensure_s3() {
+  local port=$S3_PORT pid
+  if [[ -n ${SREWORKS_S3__ENDPOINT:-} ]]; then
+    log "S3: using SREWORKS_S3__ENDPOINT from your environment (not managed here)"
+    return
+  fi
+  if pid=$(our_pid s3 "$port" s3s-fs); then
+    if ! S3_KEY=$(secret_get SW_S3_ACCESS_KEY) || ! S3_SECRET=$(secret_get SW_S3_SECRET_KEY); then
+      die "s3s-fs on :$port was started here but its keys are missing from $SECRETS; stop it (scripts/infra.sh stop) and re-run"
+    fi
+    log "S3: running on 127.0.0.1:$port (s3s-fs started by infra.sh, pid $pid)"
+  elif port_open "$port"; then
+    die "something not started by infra.sh listens on 127.0.0.1:$port: set SREWORKS_S3__ENDPOINT, SREWORKS_S3__ACCESS_KEY_ID and SREWORKS_S3__SECRET_ACCESS_KEY to use it, or SW_S3_PORT to start s3s-fs on another port"
+  else
+    local bin logf="$RUN/s3s-fs-$port.log" pidf="$RUN/s3s-fs-$port.pid"
+    bin=$(s3fs_binary)
+    s3_credentials
+    mkdir -p "$LOCAL/s3"
+    rm -f "$pidf"
+    log "S3: starting $("$bin" --version 2>/dev/null || echo "$bin") on 127.0.0.1:$port (data: .local/s3, log: $logf)"
+    # setsid: a Ctrl-C in the terminal that started it (make up) must not take it down. s3s-fs
+    # takes its keys only as arguments; it listens on loopback for this checkout's runs only.
+    RUST_LOG=info setsid "$bin" --host 127.0.0.1 --port "$port" \
+      --access-key "$S3_KEY" --secret-key "$S3_SECRET" "$LOCAL/s3" </dev/null >>"$logf" 2>&1 9>&- &
+    pid=$!
+    echo "$pid" >"$pidf"
+    wait_port S3 "$port" "$pid" "$logf" "$START_TIMEOUT"
+    pid_is "$pid" s3s-fs || { log_tail "$logf"; die "pid $pid on :$port is not s3s-fs (log: $logf)"; }
+    record_started s3 "$port" "$pid"
+    log "S3: ready (s3s-fs pid $pid; keys SW_S3_ACCESS_KEY/SW_S3_SECRET_KEY in .local/secrets.env)"
+  fi
+  env_line SREWORKS_S3__ENDPOINT "http://127.0.0.1:$port"
+  env_line SREWORKS_S3__REGION us-east-1
+  env_line SREWORKS_S3__ACCESS_KEY_ID "$S3_KEY"
+  env_line SREWORKS_S3__SECRET_ACCESS_KEY "$S3_SECRET"
+}
+
 # ------------------------------------------------------------------ commands
 
 write_env() {
@@ -300,6 +377,7 @@ stop_one() {
   nats) exe=nats-server ;;
   mariadb) exe=mariadbd ;;
   redis) exe=redis-server ;;
+  s3) exe=s3s-fs ;;
   *) warn "unknown entry '$svc' in $STARTED"; return ;;
   esac
   if ! pid_is "$pid" "$exe"; then
@@ -317,6 +395,8 @@ stop_one() {
     fi
     sleep 0.2
   done
+  # s3s-fs writes no pid file of its own; ensure_s3 wrote this one.
+  [[ $svc != s3 ]] || rm -f "$RUN/s3s-fs-$port.pid"
 }
 
 cmd_stop() {
@@ -333,11 +413,12 @@ cmd_stop() {
 
 cmd_status() {
   local svc port exe pid state
-  for svc in nats mariadb redis; do
+  for svc in nats mariadb redis s3; do
     case $svc in
     nats) port=$NATS_PORT exe=nats-server ;;
     mariadb) port=$MYSQL_PORT exe=mariadbd ;;
     redis) port=$REDIS_PORT exe=redis-server ;;
+    s3) port=$S3_PORT exe=s3s-fs ;;
     esac
     if ! port_open "$port"; then
       state="not listening"
@@ -372,6 +453,7 @@ main() {
     ensure_nats
     ensure_mariadb
     ensure_redis
+    ensure_s3
     write_env
     ;;
   stop) cmd_stop ;;

@@ -63,6 +63,7 @@ pub struct Config {
     pub appmeta: AppmetaConfig,
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
+    pub s3: S3Config,
     /// Drain deadline on shutdown, in seconds: in-flight requests and messages get this long to finish.
     pub shutdown_grace_secs: u64,
 }
@@ -78,6 +79,7 @@ impl Default for Config {
             appmeta: AppmetaConfig::default(),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
+            s3: S3Config::default(),
             shutdown_grace_secs: 10,
         }
     }
@@ -293,6 +295,58 @@ pub struct TelemetryConfig {
     pub ops_listen: Option<SocketAddr>,
 }
 
+/// The S3-compatible object store that holds package artifacts (AWS S3, MinIO, or the s3s-fs
+/// server `scripts/infra.sh` starts for local runs).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL, e.g. `http://127.0.0.1:9000`; unset: AWS S3 of `region`.
+    pub endpoint: Option<String>,
+    /// Signing region (any value for most S3-compatible servers).
+    pub region: String,
+    /// Access key id; with `secret_access_key`, or both unset to use the AWS default credential chain.
+    pub access_key_id: Option<Secret>,
+    /// Secret access key, paired with `access_key_id`.
+    pub secret_access_key: Option<Secret>,
+    /// Bucket of package artifacts.
+    pub bucket: String,
+    /// Path-style addressing (`{endpoint}/{bucket}/{key}`), which MinIO and s3s-fs need; `false`
+    /// uses virtual-hosted style (`{bucket}.{endpoint}`).
+    pub force_path_style: bool,
+    /// Deadline of one S3 operation, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            access_key_id: None,
+            secret_access_key: None,
+            bucket: "sreworks-packages".into(),
+            force_path_style: true,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+impl S3Config {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// S3 bucket naming rules: 3-63 characters of a-z, 0-9, '-' and '.', starting and ending with a
+/// letter or digit.
+fn valid_bucket_name(name: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| alnum(b) || b == b'-' || b == b'.')
+        && name.bytes().next().is_some_and(alnum)
+        && name.bytes().last().is_some_and(alnum)
+}
+
 impl Config {
     /// Defaults → `file` (if any) → `SREWORKS_*` environment, then validated.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -371,6 +425,37 @@ impl Config {
         if self.appmeta.encryption_key.is_some() && self.appmeta.key_bytes().is_none() {
             return Err(invalid("appmeta.encryption_key", "must be 32 bytes encoded in base64"));
         }
+        self.validate_s3()
+    }
+
+    fn validate_s3(&self) -> Result<(), ConfigError> {
+        let s3 = &self.s3;
+        if let Some(ep) = &s3.endpoint
+            && !(ep.starts_with("http://") || ep.starts_with("https://"))
+        {
+            return Err(invalid("s3.endpoint", "must be an http:// or https:// URL"));
+        }
+        if s3.region.trim().is_empty() {
+            return Err(invalid("s3.region", "must be non-empty"));
+        }
+        match (&s3.access_key_id, &s3.secret_access_key) {
+            (Some(_), None) => {
+                return Err(invalid("s3.secret_access_key", "must be set when s3.access_key_id is set"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("s3.access_key_id", "must be set when s3.secret_access_key is set"));
+            }
+            _ => {}
+        }
+        if !valid_bucket_name(&s3.bucket) {
+            return Err(invalid(
+                "s3.bucket",
+                "3-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit",
+            ));
+        }
+        if s3.timeout_ms == 0 {
+            return Err(invalid("s3.timeout_ms", "must be > 0"));
+        }
         Ok(())
     }
 
@@ -396,51 +481,4 @@ impl Config {
 #[cfg(test)]
 // figment's test `Jail` closures must return figment's own (large) error type.
 #[allow(clippy::result_large_err)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid_and_hold_no_secret() {
-        let c = Config::default();
-        c.validate().unwrap();
-        assert!(c.auth.admin_password.is_none());
-        assert!(c.appmeta.encryption_key.is_none());
-        assert!(c.require_appmeta_key().is_err());
-    }
-
-    #[test]
-    fn secrets_do_not_debug_print() {
-        let s = Secret::new("hunter2hunter2");
-        assert!(!format!("{s:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn file_and_env_layer_over_defaults() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "[nats]\nprefix = \"fromfile\"\nrequest_timeout_ms = 42\n")?;
-            jail.set_env("SREWORKS_NATS__PREFIX", "fromenv");
-            jail.set_env("SREWORKS_ADMIN_PASSWORD", "a-long-enough-password");
-            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
-            assert_eq!(c.nats.prefix, "fromenv");
-            assert_eq!(c.nats.request_timeout_ms, 42);
-            assert_eq!(c.auth.admin_password.unwrap().expose(), "a-long-enough-password");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn bad_values_name_the_key() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("SREWORKS_NATS__PREFIX", "Bad Prefix");
-            let e = Config::load(None).unwrap_err().to_string();
-            assert!(e.contains("nats.prefix"), "{e}");
-            Ok(())
-        });
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("SREWORKS_APPMETA__ENCRYPTION_KEY", "c2hvcnQ=");
-            let e = Config::load(None).unwrap_err().to_string();
-            assert!(e.contains("appmeta.encryption_key"), "{e}");
-            Ok(())
-        });
-    }
-}
+mod tests;
