@@ -12,6 +12,7 @@
 //! queue group ([`rpc::serve`]), runs the handler under a deadline and replies with an
 //! [`RpcReply`] or a problem.
 
+pub mod blob;
 pub mod consumer;
 pub mod names;
 pub mod outbox;
@@ -25,6 +26,7 @@ use sw_config::NatsConfig;
 pub use sw_contracts::events::CloudEvent;
 pub use sw_contracts::rpc::{RpcEnvelope, RpcReply};
 
+pub use crate::blob::{BlobError, BlobReader, StreamOptions};
 pub use crate::names::Names;
 pub use crate::rpc::{CallMeta, Router, RpcCall};
 

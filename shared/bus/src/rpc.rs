@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::blob::BlobReader;
 use crate::{Bus, BusError, RpcEnvelope, RpcReply};
 
 /// Requests handled at once per service instance; more wait in the subscription buffer.
@@ -87,7 +88,22 @@ impl CallMeta {
     }
 }
 
-type Handler = Arc<dyn Fn(RpcCall) -> BoxFuture<'static, Result<RpcReply, ApiError>> + Send + Sync>;
+type PlainFn = Arc<dyn Fn(RpcCall) -> BoxFuture<'static, Result<RpcReply, ApiError>> + Send + Sync>;
+type StreamFn =
+    Arc<dyn Fn(RpcCall, BlobReader) -> BoxFuture<'static, Result<RpcReply, ApiError>> + Send + Sync>;
+
+/// An operation: a plain request/reply, or one that takes a streamed body ([`crate::blob`]).
+#[derive(Clone)]
+enum Handler {
+    Plain(PlainFn),
+    Stream {
+        f: StreamFn,
+        /// How long the caller may pause between chunks.
+        idle: Duration,
+        /// Deadline of the whole call, body included.
+        deadline: Duration,
+    },
+}
 
 /// The operations of one service.
 #[derive(Clone)]
@@ -114,14 +130,24 @@ impl Router {
         F: Fn(RpcCall) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<RpcReply, ApiError>> + Send + 'static,
     {
-        assert!(
-            !op.is_empty()
-                && op
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')),
-            "bad op name {op}"
-        );
-        let prev = self.routes.insert(op.to_owned(), Arc::new(move |c| Box::pin(f(c))));
+        check_op(op);
+        let prev = self.routes.insert(op.to_owned(), Handler::Plain(Arc::new(move |c| Box::pin(f(c)))));
+        assert!(prev.is_none(), "op {op} routed twice");
+        self
+    }
+
+    /// Adds an operation whose caller streams a body ([`Bus::call_streaming`]). The handler reads
+    /// it with [`BlobReader::next_chunk`]; `idle` bounds the pause between two chunks and
+    /// `deadline` the whole call. Called without a body (plain [`Bus::call`]), the handler sees an
+    /// empty stream.
+    pub fn route_streaming<F, Fut>(mut self, op: &str, idle: Duration, deadline: Duration, f: F) -> Self
+    where
+        F: Fn(RpcCall, BlobReader) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<RpcReply, ApiError>> + Send + 'static,
+    {
+        check_op(op);
+        let f: StreamFn = Arc::new(move |c, b| Box::pin(f(c, b)));
+        let prev = self.routes.insert(op.to_owned(), Handler::Stream { f, idle, deadline });
         assert!(prev.is_none(), "op {op} routed twice");
         self
     }
@@ -129,6 +155,14 @@ impl Router {
     pub fn ops(&self) -> Vec<&str> {
         self.routes.keys().map(String::as_str).collect()
     }
+}
+
+fn check_op(op: &str) {
+    assert!(
+        !op.is_empty()
+            && op.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')),
+        "bad op name {op}"
+    );
 }
 
 /// Registers `router` with the NATS services API and answers requests until `shutdown` fires,
@@ -182,19 +216,41 @@ pub async fn serve(
         }
         let task = async move {
             let _permit = permit;
-            let result = match serde_json::from_slice::<RpcEnvelope>(&request.message.payload) {
-                Ok(envelope) => {
+            let envelope = serde_json::from_slice::<RpcEnvelope>(&request.message.payload).map_err(|e| {
+                ApiError::bad_request("malformed_request", format!("Invalid request envelope: {e}"))
+            });
+            let wants_stream =
+                request.message.headers.as_ref().and_then(|h| h.get(crate::blob::HDR_BLOB)).is_some();
+            // Where the result goes when it is not the answer to the request itself (streamed calls).
+            let mut conversation = None;
+            let result = match (envelope, handler) {
+                (Err(e), _) => Err(e),
+                (Ok(envelope), Handler::Plain(f)) => {
                     let call = RpcCall { op: op.clone(), envelope, meta: meta.clone() };
-                    match tokio::time::timeout(deadline, handler(call)).await {
+                    match tokio::time::timeout(deadline, f(call)).await {
                         Ok(r) => r,
-                        Err(_) => Err(ApiError::unavailable(
-                            "timeout",
-                            &format!("{service_name}.{op} exceeded its deadline"),
-                        )),
+                        Err(_) => Err(timed_out(&service_name, &op)),
                     }
                 }
-                Err(e) => {
-                    Err(ApiError::bad_request("malformed_request", format!("Invalid request envelope: {e}")))
+                (Ok(envelope), Handler::Stream { f, idle, deadline }) => {
+                    let call = RpcCall { op: op.clone(), envelope, meta: meta.clone() };
+                    let opened = match (wants_stream, request.message.reply.clone()) {
+                        (true, Some(reply)) => {
+                            crate::blob::open(bus.client(), reply, idle).await.map(|(r, c)| (r, Some(c)))
+                        }
+                        _ => Ok((crate::blob::BlobReader::empty(bus.client()), None)),
+                    };
+                    match opened {
+                        Err(e) => Err(ApiError::unavailable("bus_unavailable", &e)),
+                        Ok((reader, conv)) => {
+                            let r = match tokio::time::timeout(deadline, f(call, reader)).await {
+                                Ok(r) => r,
+                                Err(_) => Err(timed_out(&service_name, &op)),
+                            };
+                            conversation = conv.map(|c| (c, idle));
+                            r
+                        }
+                    }
                 }
             };
             let status = match &result {
@@ -207,7 +263,14 @@ pub async fn serve(
                 span.record("otel.status_code", "ERROR");
             }
             metrics::counter!("sw_rpc_requests_total", "service" => service_name.clone(), "op" => op.clone(), "status" => status.to_string()).increment(1);
-            if let Err(e) = reply(&bus, &request, result, meta.request_id).await {
+            let sent = match conversation {
+                None => reply(&bus, &request, result, meta.request_id).await,
+                Some((conv, idle)) => match crate::blob::result_subject(&conv, idle).await {
+                    Some(to) => reply_to(&bus, to, result, meta.request_id).await,
+                    None => Err("the caller left before the answer".to_owned()),
+                },
+            };
+            if let Err(e) = sent {
                 tracing::warn!(service = %service_name, op = %op, error = %e, "Could not send reply.");
             }
         };
@@ -244,6 +307,43 @@ fn server_span(service: &str, op: &str, meta: &CallMeta) -> tracing::Span {
     span
 }
 
+fn timed_out(service: &str, op: &str) -> ApiError {
+    ApiError::unavailable("timeout", &format!("{service}.{op} exceeded its deadline"))
+}
+
+/// Sends a result to an explicit subject (the answer of a streamed call).
+async fn reply_to(
+    bus: &Bus,
+    to: async_nats::Subject,
+    result: Result<RpcReply, ApiError>,
+    request_id: Option<String>,
+) -> Result<(), String> {
+    match result {
+        Ok(r) => {
+            let body = serde_json::to_vec(&r).map_err(|e| e.to_string())?;
+            bus.client().publish(to, body.into()).await.map_err(|e| e.to_string())
+        }
+        Err(e) => publish_problem(bus, to, e, request_id).await,
+    }
+}
+
+async fn publish_problem(
+    bus: &Bus,
+    to: async_nats::Subject,
+    e: ApiError,
+    request_id: Option<String>,
+) -> Result<(), String> {
+    if e.status() >= 500 {
+        tracing::debug!(code = e.code(), "Answering with a server error.");
+    }
+    let problem = e.with_request_id(request_id).into_problem();
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(HDR_SERVICE_ERROR, problem.title.as_str());
+    h.insert(HDR_SERVICE_ERROR_CODE, problem.status.to_string().as_str());
+    let body = serde_json::to_vec(&problem).map_err(|e| e.to_string())?;
+    bus.client().publish_with_headers(to, h, body.into()).await.map_err(|e| e.to_string())
+}
+
 async fn reply(
     bus: &Bus,
     request: &async_nats::service::Request,
@@ -257,15 +357,7 @@ async fn reply(
         }
         Err(e) => {
             let Some(reply) = request.message.reply.clone() else { return Ok(()) };
-            if e.status() >= 500 {
-                tracing::debug!(code = e.code(), "Answering with a server error.");
-            }
-            let problem = e.with_request_id(request_id).into_problem();
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(HDR_SERVICE_ERROR, problem.title.as_str());
-            h.insert(HDR_SERVICE_ERROR_CODE, problem.status.to_string().as_str());
-            let body = serde_json::to_vec(&problem).map_err(|e| e.to_string())?;
-            bus.client().publish_with_headers(reply, h, body.into()).await.map_err(|e| e.to_string())
+            publish_problem(bus, reply, e, request_id).await
         }
     }
 }
@@ -289,51 +381,124 @@ impl Bus {
             .headers(meta.to_headers())
             .payload(payload.into())
             .timeout(Some(timeout));
-        let msg = match tokio::time::timeout(
+        let msg = self.send(service, subject, req, timeout).await?;
+        decode_reply(service, msg)
+    }
+
+    /// Calls a streaming operation ([`Router::route_streaming`]) with `body` as the streamed body
+    /// (see [`crate::blob`]). The open request and every chunk wait at most the configured request
+    /// timeout; the final answer waits `opts.final_timeout`.
+    pub async fn call_streaming<S, E>(
+        &self,
+        service: &str,
+        op: &str,
+        meta: &CallMeta,
+        envelope: &RpcEnvelope,
+        body: S,
+        opts: crate::blob::StreamOptions,
+    ) -> Result<RpcReply, ApiError>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use crate::blob::{
+            DEFAULT_CHUNK, DEFAULT_WINDOW, HDR_BLOB, HDR_BLOB_CHUNK, HDR_BLOB_END, HDR_BLOB_SUBJECT,
+            HDR_BLOB_WINDOW,
+        };
+        let subject = self.names().api_subject(service, op);
+        let payload = serde_json::to_vec(envelope).map_err(|e| ApiError::internal(&e))?;
+        let timeout = self.config().request_timeout();
+        let mut headers = meta.to_headers();
+        headers.insert(HDR_BLOB, "1");
+        let req = async_nats::Request::new().headers(headers).payload(payload.into()).timeout(Some(timeout));
+        let opened = self.send(service, subject, req, timeout).await?;
+        let header =
+            |name: &str| opened.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+        let Some(blob_subject) = header(HDR_BLOB_SUBJECT) else {
+            // Not a streaming operation (or it failed before opening): its answer is final.
+            return decode_reply(service, opened);
+        };
+        let max_payload = self.client().server_info().max_payload.max(64 * 1024);
+        let chunk = header(HDR_BLOB_CHUNK)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_CHUNK)
+            .clamp(16 * 1024, max_payload.saturating_sub(4 * 1024).max(16 * 1024));
+        let window = header(HDR_BLOB_WINDOW)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_WINDOW)
+            .clamp(1, 64);
+        let decode = |m: async_nats::Message| decode_reply(service, m);
+        let channel = crate::blob::Channel {
+            client: self.client(),
+            subject: &blob_subject,
+            chunk,
+            window,
+            chunk_timeout: timeout,
+        };
+        let sent = crate::blob::send_body(channel, opts, body, &decode).await?;
+        let total = match sent {
+            Ok(total) => total,
+            Err(early) => return early,
+        };
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(HDR_BLOB_END, total.to_string().as_str());
+        let req =
+            async_nats::Request::new().headers(h).payload(Bytes::new()).timeout(Some(opts.final_timeout));
+        let answer = self.send(service, blob_subject, req, opts.final_timeout).await?;
+        decode_reply(service, answer)
+    }
+
+    /// Sends one request and maps transport failures to problems.
+    async fn send(
+        &self,
+        service: &str,
+        subject: String,
+        req: async_nats::Request,
+        timeout: Duration,
+    ) -> Result<async_nats::Message, ApiError> {
+        match tokio::time::timeout(
             timeout + Duration::from_millis(250),
             self.client().send_request(subject, req),
         )
         .await
         {
-            Err(_) => return Err(upstream_timeout(service)),
-            Ok(Err(e)) => {
-                return Err(match e.kind() {
-                    async_nats::RequestErrorKind::TimedOut => upstream_timeout(service),
-                    async_nats::RequestErrorKind::NoResponders => {
-                        let mut p = Problem::new(
-                            503,
-                            "service_unavailable",
-                            Some(format!("The {service} service is not running.")),
-                        );
-                        p.retry_after = Some(1);
-                        ApiError::from(p)
-                    }
-                    _ => ApiError::unavailable("bus_unavailable", &e),
-                });
-            }
-            Ok(Ok(m)) => m,
-        };
-        let is_error = msg.headers.as_ref().and_then(|h| h.get(HDR_SERVICE_ERROR_CODE)).is_some();
-        if is_error {
-            let problem: Problem = serde_json::from_slice(&msg.payload).unwrap_or_else(|_| {
-                let code = msg
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(HDR_SERVICE_ERROR_CODE))
-                    .and_then(|v| v.as_str().parse().ok())
-                    .unwrap_or(502);
-                Problem::new(code, "upstream_error", Some(format!("The {service} service failed.")))
-            });
-            return Err(ApiError::from(problem));
+            Err(_) => Err(upstream_timeout(service)),
+            Ok(Err(e)) => Err(match e.kind() {
+                async_nats::RequestErrorKind::TimedOut => upstream_timeout(service),
+                async_nats::RequestErrorKind::NoResponders => {
+                    let mut p = Problem::new(
+                        503,
+                        "service_unavailable",
+                        Some(format!("The {service} service is not running.")),
+                    );
+                    p.retry_after = Some(1);
+                    ApiError::from(p)
+                }
+                _ => ApiError::unavailable("bus_unavailable", &e),
+            }),
+            Ok(Ok(m)) => Ok(m),
         }
-        serde_json::from_slice::<RpcReply>(&msg.payload).map_err(|e| {
-            ApiError::new(
-                502,
-                "bad_upstream_reply",
-                format!("The {service} service sent an invalid reply: {e}"),
-            )
-        })
     }
+}
+
+/// An answer as the handler meant it: a problem (service error headers) or an [`RpcReply`].
+fn decode_reply(service: &str, msg: async_nats::Message) -> Result<RpcReply, ApiError> {
+    let is_error = msg.headers.as_ref().and_then(|h| h.get(HDR_SERVICE_ERROR_CODE)).is_some();
+    if is_error {
+        let problem: Problem = serde_json::from_slice(&msg.payload).unwrap_or_else(|_| {
+            let code = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(HDR_SERVICE_ERROR_CODE))
+                .and_then(|v| v.as_str().parse().ok())
+                .unwrap_or(502);
+            Problem::new(code, "upstream_error", Some(format!("The {service} service failed.")))
+        });
+        return Err(ApiError::from(problem));
+    }
+    serde_json::from_slice::<RpcReply>(&msg.payload).map_err(|e| {
+        ApiError::new(502, "bad_upstream_reply", format!("The {service} service sent an invalid reply: {e}"))
+    })
 }
 
 fn upstream_timeout(service: &str) -> ApiError {
