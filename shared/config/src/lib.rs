@@ -64,6 +64,7 @@ pub struct Config {
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
     pub s3: S3Config,
+    pub package_store: PackageStoreConfig,
     /// Drain deadline on shutdown, in seconds: in-flight requests and messages get this long to finish.
     pub shutdown_grace_secs: u64,
 }
@@ -80,6 +81,7 @@ impl Default for Config {
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
             s3: S3Config::default(),
+            package_store: PackageStoreConfig::default(),
             shutdown_grace_secs: 10,
         }
     }
@@ -198,6 +200,13 @@ pub struct GatewayConfig {
     pub idempotency_ttl_secs: u64,
     /// Trust `X-Forwarded-For` for the client IP (only behind a proxy you control).
     pub trust_forwarded_for: bool,
+    /// How long the gateway waits for a streaming operation's answer (package import, build task)
+    /// after the last byte of the body was sent, in seconds. Longer than the service's own
+    /// deadline, so the service's answer (or its timeout problem) is what the client sees.
+    pub stream_deadline_secs: u64,
+    /// Longest pause in a streamed body, in seconds: a client's upload to a streaming operation,
+    /// or a package download coming from storage. Past it the transfer is abandoned.
+    pub body_idle_timeout_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -209,6 +218,8 @@ impl Default for GatewayConfig {
             rate_limit_per_minute: 6_000,
             idempotency_ttl_secs: 24 * 3600,
             trust_forwarded_for: false,
+            stream_deadline_secs: 900,
+            body_idle_timeout_secs: 30,
         }
     }
 }
@@ -315,6 +326,9 @@ pub struct S3Config {
     pub force_path_style: bool,
     /// Deadline of one S3 operation, in milliseconds.
     pub timeout_ms: u64,
+    /// Endpoint that presigned URLs handed to users name (e.g. the S3 ingress users reach);
+    /// unset: `endpoint`. The platform itself always talks to `endpoint`.
+    pub public_endpoint: Option<String>,
 }
 
 impl Default for S3Config {
@@ -327,6 +341,7 @@ impl Default for S3Config {
             bucket: "sreworks-packages".into(),
             force_path_style: true,
             timeout_ms: 30_000,
+            public_endpoint: None,
         }
     }
 }
@@ -334,6 +349,64 @@ impl Default for S3Config {
 impl S3Config {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// package-store: limits on uploaded packages, streaming, presigned URLs and build tasks.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PackageStoreConfig {
+    /// Folder for the local copy of an upload while it is checked (deleted right after);
+    /// unset: the system temporary folder. Needs room for the largest package times the imports
+    /// running at once.
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// Largest package accepted, in bytes (413 beyond). At most 5 GiB (one S3 copy).
+    pub max_package_bytes: u64,
+    /// Most entries in one zip (outer or nested).
+    pub max_entries: u64,
+    /// Most decompressed bytes over the whole package, outer and nested entries together.
+    pub max_uncompressed_bytes: u64,
+    /// Largest decompressed/compressed ratio of one entry (after its first MiB).
+    pub max_compression_ratio: u64,
+    /// Largest `meta.yaml`, in bytes.
+    pub max_meta_bytes: u64,
+    /// Reject a component zip whose MD5 differs from the `packageMd5` declared for it. Off by
+    /// default because SREWorks re-zips packages on export; each component's result is reported.
+    pub strict_md5: bool,
+    /// Default lifetime of presigned download URLs, in seconds.
+    pub presign_expiry_secs: u64,
+    /// Longest lifetime a caller may ask for, in seconds (S3's own limit is 7 days).
+    pub presign_max_expiry_secs: u64,
+    /// How long an upload may pause between two chunks before it is abandoned, in seconds.
+    pub upload_idle_timeout_secs: u64,
+    /// Deadline of one import after its last byte arrived (checks and S3 writes), in seconds.
+    pub import_deadline_secs: u64,
+    /// Deadline of one build task, in seconds; a task past it ends in `FAILURE`.
+    pub build_deadline_secs: u64,
+    /// Build tasks run at once per process.
+    pub build_workers: usize,
+    /// Largest chart archive a HELM component may upload with a build task, in bytes.
+    pub max_chart_bytes: u64,
+}
+
+impl Default for PackageStoreConfig {
+    fn default() -> Self {
+        Self {
+            spool_dir: None,
+            max_package_bytes: 4 * 1024 * 1024 * 1024,
+            max_entries: 10_000,
+            max_uncompressed_bytes: 8 * 1024 * 1024 * 1024,
+            max_compression_ratio: 100,
+            max_meta_bytes: 1024 * 1024,
+            strict_md5: false,
+            presign_expiry_secs: 900,
+            presign_max_expiry_secs: 7 * 24 * 3600,
+            upload_idle_timeout_secs: 30,
+            import_deadline_secs: 600,
+            build_deadline_secs: 600,
+            build_workers: 2,
+            max_chart_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -411,6 +484,12 @@ impl Config {
         if self.gateway.rate_limit_per_minute == 0 {
             return Err(invalid("gateway.rate_limit_per_minute", "must be > 0"));
         }
+        if self.gateway.stream_deadline_secs == 0 || self.gateway.stream_deadline_secs > 24 * 3600 {
+            return Err(invalid("gateway.stream_deadline_secs", "must be 1..=86400"));
+        }
+        if self.gateway.body_idle_timeout_secs == 0 || self.gateway.body_idle_timeout_secs > 3600 {
+            return Err(invalid("gateway.body_idle_timeout_secs", "must be 1..=3600"));
+        }
         if self.auth.access_token_ttl_secs < 30 || self.auth.access_token_ttl_secs > 24 * 3600 {
             return Err(invalid("auth.access_token_ttl_secs", "must be 30..=86400"));
         }
@@ -455,6 +534,41 @@ impl Config {
         }
         if s3.timeout_ms == 0 {
             return Err(invalid("s3.timeout_ms", "must be > 0"));
+        }
+        if let Some(ep) = &s3.public_endpoint
+            && !(ep.starts_with("http://") || ep.starts_with("https://"))
+        {
+            return Err(invalid("s3.public_endpoint", "must be an http:// or https:// URL"));
+        }
+        let ps = &self.package_store;
+        if ps.max_package_bytes == 0 || ps.max_package_bytes > 5 * 1024 * 1024 * 1024 {
+            return Err(invalid("package_store.max_package_bytes", "must be 1..=5368709120 (5 GiB)"));
+        }
+        for (name, v) in [
+            ("package_store.max_entries", ps.max_entries),
+            ("package_store.max_uncompressed_bytes", ps.max_uncompressed_bytes),
+            ("package_store.max_compression_ratio", ps.max_compression_ratio),
+            ("package_store.max_meta_bytes", ps.max_meta_bytes),
+            ("package_store.upload_idle_timeout_secs", ps.upload_idle_timeout_secs),
+            ("package_store.import_deadline_secs", ps.import_deadline_secs),
+            ("package_store.build_deadline_secs", ps.build_deadline_secs),
+            ("package_store.max_chart_bytes", ps.max_chart_bytes),
+        ] {
+            if v == 0 {
+                return Err(invalid(name, "must be > 0"));
+            }
+        }
+        if ps.build_workers == 0 || ps.build_workers > 64 {
+            return Err(invalid("package_store.build_workers", "must be 1..=64"));
+        }
+        if ps.presign_expiry_secs == 0
+            || ps.presign_max_expiry_secs > 7 * 24 * 3600
+            || ps.presign_expiry_secs > ps.presign_max_expiry_secs
+        {
+            return Err(invalid(
+                "package_store.presign_expiry_secs",
+                "must be 1..=presign_max_expiry_secs, and that at most 604800 (7 days)",
+            ));
         }
         Ok(())
     }

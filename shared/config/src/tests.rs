@@ -112,3 +112,22 @@ fn s3_validation_names_the_key() {
     fails_on(&|s| s.timeout_ms = 0, "s3.timeout_ms");
     fails_on(&|s| s.region = String::new(), "s3.region");
 }
+
+#[test]
+fn gateway_streaming_limits_are_validated() {
+    let c = Config::default();
+    assert_eq!((c.gateway.stream_deadline_secs, c.gateway.body_idle_timeout_secs), (900, 30));
+    for (key, set) in [
+        (
+            "gateway.stream_deadline_secs",
+            (|c: &mut Config| c.gateway.stream_deadline_secs = 0) as fn(&mut Config),
+        ),
+        ("gateway.body_idle_timeout_secs", |c: &mut Config| c.gateway.body_idle_timeout_secs = 0),
+        ("gateway.body_idle_timeout_secs", |c: &mut Config| c.gateway.body_idle_timeout_secs = 3601),
+    ] {
+        let mut c = Config::default();
+        set(&mut c);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(key), "{e}");
+    }
+}

@@ -85,7 +85,7 @@ macro_rules! ev {
 /// Every event type the platform publishes.
 pub fn catalogue() -> Vec<EventSpec> {
     use crate::appmeta::*;
-    use crate::auth;
+    use crate::{auth, packages};
     vec![
         ev!("appmeta.app.created", "An application was created.", AppOut),
         ev!("appmeta.app.updated", "An application's fields changed.", AppOut),
@@ -132,6 +132,33 @@ pub fn catalogue() -> Vec<EventSpec> {
             "auth.key.rotated",
             "A new signing key became active; the old one still verifies until its tokens expire.",
             auth::SigningKeyOut
+        ),
+        ev!(
+            "package.app.imported",
+            "An app package was imported (uploaded as a zip), or re-imported over the same version with `force`.",
+            packages::AppPackageOut
+        ),
+        ev!("package.app.built", "A build task assembled a new app package.", packages::AppPackageOut),
+        ev!("package.app.deleted", "An app package and its zip were deleted.", packages::AppPackageDeleted),
+        ev!(
+            "package.task.created",
+            "A build task was accepted; it runs asynchronously.",
+            packages::AppPackageTaskOut
+        ),
+        ev!(
+            "package.task.running",
+            "A worker started (or, after a crash, restarted) a build task.",
+            packages::AppPackageTaskOut
+        ),
+        ev!(
+            "package.task.succeeded",
+            "A build task finished; `appPackageId` names the package.",
+            packages::AppPackageTaskOut
+        ),
+        ev!(
+            "package.task.failed",
+            "A build task failed; `errorMessage` says why.",
+            packages::AppPackageTaskOut
         ),
         ev!(
             "bus.message.dead-lettered",

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bus;
 pub mod events;
 pub mod ids;
+pub mod packages;
 pub mod page;
 pub mod problem;
 pub mod rpc;

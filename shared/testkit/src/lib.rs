@@ -62,6 +62,8 @@ impl TestEnv {
         let key: [u8; 32] = rand::random();
         cfg.appmeta.encryption_key = Some(Secret::new(base64::engine::general_purpose::STANDARD.encode(key)));
         cfg.shutdown_grace_secs = 5;
+        // A bucket of its own (the S3 server and its keys come from the environment).
+        cfg.s3.bucket = format!("{id}-packages");
         cfg.validate().expect("valid test config");
         Self { cfg, id }
     }
