@@ -26,16 +26,18 @@ use tokio_util::sync::CancellationToken;
 pub enum Target {
     Auth,
     Appmeta,
+    PackageStore,
     Gateway,
 }
 
 impl Target {
-    pub const ALL: [Target; 3] = [Target::Auth, Target::Appmeta, Target::Gateway];
+    pub const ALL: [Target; 4] = [Target::Auth, Target::Appmeta, Target::PackageStore, Target::Gateway];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::Auth => "auth",
             Target::Appmeta => "appmeta",
+            Target::PackageStore => "package-store",
             Target::Gateway => "gateway",
         }
     }
@@ -54,10 +56,9 @@ impl FromStr for Targets {
                 out.extend(Target::ALL);
                 continue;
             }
-            let t = Target::ALL
-                .into_iter()
-                .find(|t| t.name() == part)
-                .ok_or_else(|| format!("unknown target '{part}' (known: all, auth, appmeta, gateway)"))?;
+            let t = Target::ALL.into_iter().find(|t| t.name() == part).ok_or_else(|| {
+                format!("unknown target '{part}' (known: all, auth, appmeta, package-store, gateway)")
+            })?;
             out.push(t);
         }
         out.sort();
@@ -75,6 +76,9 @@ pub async fn migrate(cfg: &Config, targets: &Targets) -> anyhow::Result<()> {
         match t {
             Target::Auth => sw_auth::migrate(cfg).await.context("auth migrations")?,
             Target::Appmeta => sw_appmeta::migrate(cfg).await.context("appmeta migrations")?,
+            Target::PackageStore => {
+                sw_package_store::migrate(cfg).await.context("package-store migrations")?
+            }
             Target::Gateway => {}
         }
     }
@@ -154,6 +158,16 @@ pub async fn start(
                 tasks
                     .spawn(async move { ("appmeta", svc.run_until_stopped(stop).await.map_err(Into::into)) });
             }
+            Target::PackageStore => {
+                let svc = sw_package_store::build(cfg, bus.clone(), redis.clone(), verifier.clone())
+                    .await
+                    .context("starting package-store")?;
+                readiness.push(db_check("package-store", svc.db()));
+                let stop = shutdown.clone();
+                tasks.spawn(async move {
+                    ("package-store", svc.run_until_stopped(stop).await.map_err(Into::into))
+                });
+            }
             Target::Gateway => {}
         }
     }
@@ -197,6 +211,10 @@ mod tests {
     fn targets_parse() {
         assert_eq!("all".parse::<Targets>().unwrap().0, Target::ALL.to_vec());
         assert_eq!("gateway, auth".parse::<Targets>().unwrap().0, vec![Target::Auth, Target::Gateway]);
+        assert_eq!(
+            "package-store,appmeta".parse::<Targets>().unwrap().0,
+            vec![Target::Appmeta, Target::PackageStore]
+        );
         assert!("nope".parse::<Targets>().is_err());
         assert!("".parse::<Targets>().is_err());
     }

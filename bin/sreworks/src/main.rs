@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run services until SIGINT/SIGTERM.
     Serve {
-        /// `all`, or a comma-separated list of: auth, appmeta, gateway.
+        /// `all`, or a comma-separated list of: auth, appmeta, package-store, gateway.
         #[arg(long, default_value = "all", env = "SREWORKS_TARGET")]
         target: Targets,
     },

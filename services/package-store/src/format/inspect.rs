@@ -1,12 +1,16 @@
-//! Inspection of an uploaded app package: one pass over every entry, nested zips opened in memory.
+//! Inspection of an uploaded app package: one pass over every entry; nested zips are written to
+//! temporary files as they are decompressed and inspected from there, so memory use does not grow
+//! with the package.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
 use md5::Md5;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sw_contracts::AppId;
+use tempfile::{NamedTempFile, TempPath};
 
 use super::error::FormatError;
 use super::limits::Limits;
@@ -67,25 +71,51 @@ pub enum Md5Check {
     NotDeclared,
 }
 
+/// A package that passed every check, with each component zip spooled to a temporary file.
+#[derive(Debug)]
+pub struct SpooledPackage {
+    pub package: InspectedPackage,
+    /// One file per `package.components`, in the same order, holding that component zip's bytes
+    /// exactly as they are in the package. Each file is deleted when its `TempPath` is dropped.
+    pub component_files: Vec<TempPath>,
+}
+
 /// Validates an app package zip and returns its meta and component digests.
 ///
-/// Checks, in order: the central directory (entry count, safe names, no symlinks, no duplicates);
-/// every entry decompressed once, counting real bytes against `max_total_uncompressed` and
-/// `max_ratio`; nested zips (by `.zip` name or zip magic) inspected the same way up to
-/// `max_nesting` levels and required to hold a `meta.yaml` that is guarded YAML; the root
-/// `meta.yaml` parsed with [`parse_meta`]; the `appId` against `expected_app_id`; every
-/// `componentPackages[].relativePath` present as a nested zip; and, with `strict_md5`, the declared
-/// MD5s. A failed read of a zip entry is reported as `zip_corrupt`: inflate and CRC failures surface
-/// as I/O errors and cannot be told apart from the reader's own.
+/// The same checks as [`inspect_app_zip_spooled`]; the spooled component files (in the system
+/// temporary folder) are deleted before this returns.
 pub fn inspect_app_zip<R: Read + Seek>(
-    mut reader: R,
+    reader: R,
     expected_app_id: Option<&AppId>,
     limits: &Limits,
 ) -> Result<InspectedPackage, FormatError> {
+    inspect_app_zip_spooled(reader, expected_app_id, limits, None).map(|s| s.package)
+}
+
+/// Validates an app package zip, returns its meta and component digests, and keeps each
+/// component zip in a temporary file under `spool_dir` (the system temporary folder when `None`).
+///
+/// Checks, in order: the central directory (entry count, safe names, no symlinks, no duplicates);
+/// every entry decompressed once, counting real bytes against `max_total_uncompressed` and
+/// `max_ratio`; nested zips (by `.zip` name or zip magic) written to a temporary file while they
+/// are decompressed (so memory stays flat whatever their size), then inspected from there the same
+/// way up to `max_nesting` levels and required to hold a `meta.yaml` that is guarded YAML; the root
+/// `meta.yaml` parsed with [`parse_meta`]; the `appId` against `expected_app_id`; every
+/// `componentPackages[].relativePath` present as a nested zip; and, with `strict_md5`, the declared
+/// MD5s. A failed read of a zip entry is reported as `zip_corrupt`: inflate and CRC failures surface
+/// as I/O errors and cannot be told apart from the reader's own. Failing to write the temporary
+/// files is `package_read_failed` (500): our storage, not the package.
+pub fn inspect_app_zip_spooled<R: Read + Seek>(
+    mut reader: R,
+    expected_app_id: Option<&AppId>,
+    limits: &Limits,
+    spool_dir: Option<&Path>,
+) -> Result<SpooledPackage, FormatError> {
     let compressed_size = reader.seek(SeekFrom::End(0)).map_err(FormatError::Io)?;
     let mut spent = 0u64;
-    let outer = walk(reader, "package", 0, limits, &mut spent)?;
-    let meta_bytes = outer.meta.ok_or_else(|| FormatError::MetaMissing { zip: "package".into() })?;
+    let mut ctx = Walk { limits, spool_dir, spent: &mut spent };
+    let mut outer = walk(reader, "package", 0, &mut ctx)?;
+    let meta_bytes = outer.meta.take().ok_or_else(|| FormatError::MetaMissing { zip: "package".into() })?;
     let meta = parse_meta(&meta_bytes, limits)?;
     if let Some(expected) = expected_app_id
         && expected != &meta.app_id
@@ -96,8 +126,10 @@ pub fn inspect_app_zip<R: Read + Seek>(
         });
     }
     let mut components = Vec::with_capacity(meta.component_packages.len());
+    let mut component_files = Vec::with_capacity(meta.component_packages.len());
     for c in &meta.component_packages {
-        let Some(nested) = outer.nested.get(&c.relative_path) else {
+        // `relativePath`s are unique (checked by `parse_meta`), so each nested zip is taken once.
+        let Some(nested) = outer.nested.remove(&c.relative_path) else {
             if outer.names.contains(&c.relative_path) {
                 return Err(FormatError::Corrupt(format!(
                     "component {} at {:?} is not a zip",
@@ -134,14 +166,24 @@ pub fn inspect_app_zip<R: Read + Seek>(
             entries: nested.entries,
             uncompressed_size: nested.uncompressed,
         });
+        component_files.push(nested.file);
     }
-    Ok(InspectedPackage {
+    let package = InspectedPackage {
         meta,
         components,
         entries: outer.entries,
         compressed_size,
         uncompressed_size: spent,
-    })
+    };
+    Ok(SpooledPackage { package, component_files })
+}
+
+/// What every level of the walk shares.
+struct Walk<'a> {
+    limits: &'a Limits,
+    spool_dir: Option<&'a Path>,
+    /// Bytes decompressed so far over the whole package.
+    spent: &'a mut u64,
 }
 
 /// What one pass over a zip found.
@@ -153,23 +195,63 @@ struct ZipSummary {
     nested: HashMap<String, NestedZip>,
 }
 
-/// A nested zip that passed its own inspection.
+/// A nested zip that passed its own inspection, still on disk.
 struct NestedZip {
     size: u64,
     md5: String,
     sha256: String,
     entries: u64,
     uncompressed: u64,
+    file: TempPath,
 }
 
-/// Inspects one zip at nesting `depth` (0 = the package), charging decompressed bytes to `spent`.
+/// Where the bytes of the entry being read go.
+enum Sink {
+    /// Counted and dropped.
+    Discard,
+    /// `meta.yaml`, kept in memory up to `max_meta_bytes`.
+    Meta(Vec<u8>),
+    /// A nested zip, written to a temporary file and digested on the way.
+    Nested(Box<Spool>),
+}
+
+/// A nested zip being written to its temporary file.
+struct Spool {
+    file: NamedTempFile,
+    md5: Md5,
+    sha256: Sha256,
+    size: u64,
+}
+
+impl Spool {
+    fn new(dir: Option<&Path>) -> Result<Self, FormatError> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("sw-component-").suffix(".zip");
+        let file = match dir {
+            Some(d) => builder.tempfile_in(d),
+            None => builder.tempfile(),
+        }
+        .map_err(FormatError::Io)?;
+        Ok(Self { file, md5: Md5::new(), sha256: Sha256::new(), size: 0 })
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> Result<(), FormatError> {
+        self.md5.update(chunk);
+        self.sha256.update(chunk);
+        self.size += chunk.len() as u64;
+        self.file.write_all(chunk).map_err(FormatError::Io)
+    }
+}
+
+/// Inspects one zip at nesting `depth` (0 = the package), charging decompressed bytes to
+/// `ctx.spent`.
 fn walk<R: Read + Seek>(
     mut reader: R,
     label: &str,
     depth: u32,
-    limits: &Limits,
-    spent: &mut u64,
+    ctx: &mut Walk<'_>,
 ) -> Result<ZipSummary, FormatError> {
+    let limits = ctx.limits;
     let central = scan_central_directory(&mut reader, limits)?;
     reader.seek(SeekFrom::Start(0)).map_err(FormatError::Io)?;
     let mut archive = zip::ZipArchive::new(reader).map_err(FormatError::from_zip)?;
@@ -195,8 +277,10 @@ fn walk<R: Read + Seek>(
         let compressed = file.compressed_size();
         let is_meta = name == META_FILE;
         let zip_by_name = name.to_ascii_lowercase().ends_with(".zip");
+        let too_deep =
+            || FormatError::NestedTooDeep { name: format!("{label}/{name}"), limit: limits.max_nesting };
         let mut produced = 0u64;
-        let mut kept: Option<Vec<u8>> = None;
+        let mut sink = Sink::Discard;
         let mut first = true;
         loop {
             let n = read_full(&mut file, &mut buf)
@@ -205,8 +289,8 @@ fn walk<R: Read + Seek>(
                 break;
             }
             produced += n as u64;
-            *spent += n as u64;
-            if *spent > limits.max_total_uncompressed {
+            *ctx.spent += n as u64;
+            if *ctx.spent > limits.max_total_uncompressed {
                 return Err(FormatError::Bomb {
                     name,
                     reason: format!(
@@ -223,66 +307,80 @@ fn walk<R: Read + Seek>(
                     reason: format!("compression ratio over {}", limits.max_ratio),
                 });
             }
+            let chunk = &buf[..n];
             if first {
                 first = false;
-                let chunk = &buf[..n];
-                if is_meta
-                    || zip_by_name
-                    || chunk.starts_with(b"PK\x03\x04")
-                    || chunk.starts_with(b"PK\x05\x06")
+                if is_meta {
+                    sink = Sink::Meta(Vec::new());
+                } else if zip_by_name || chunk.starts_with(b"PK\x03\x04") || chunk.starts_with(b"PK\x05\x06")
                 {
-                    kept = Some(Vec::new());
+                    // Refused before spooling a byte: deeper zips are never opened anyway.
+                    if depth >= limits.max_nesting {
+                        return Err(too_deep());
+                    }
+                    sink = Sink::Nested(Box::new(Spool::new(ctx.spool_dir)?));
                 }
             }
-            if let Some(k) = kept.as_mut() {
-                if is_meta && (k.len() + n) as u64 > limits.max_meta_bytes {
-                    return Err(FormatError::MetaTooLarge { limit: limits.max_meta_bytes });
+            match &mut sink {
+                Sink::Discard => {}
+                Sink::Meta(k) => {
+                    if (k.len() + n) as u64 > limits.max_meta_bytes {
+                        return Err(FormatError::MetaTooLarge { limit: limits.max_meta_bytes });
+                    }
+                    k.extend_from_slice(chunk);
                 }
-                k.extend_from_slice(&buf[..n]);
+                Sink::Nested(spool) => spool.write(chunk)?,
             }
         }
+        drop(file);
         summary.uncompressed += produced;
         summary.names.insert(name.clone());
-        let kept = if zip_by_name && kept.is_none() { Some(Vec::new()) } else { kept };
-        match kept {
-            Some(bytes) if is_meta => summary.meta = Some(bytes),
-            Some(bytes) => {
-                if depth >= limits.max_nesting {
-                    return Err(FormatError::NestedTooDeep {
-                        name: format!("{label}/{name}"),
-                        limit: limits.max_nesting,
-                    });
-                }
-                let nested = inspect_nested(bytes, &name, depth + 1, limits, spent)?;
+        // An empty `.zip` entry is still a (corrupt) nested zip.
+        if zip_by_name && !is_meta && matches!(sink, Sink::Discard) {
+            if depth >= limits.max_nesting {
+                return Err(too_deep());
+            }
+            sink = Sink::Nested(Box::new(Spool::new(ctx.spool_dir)?));
+        }
+        match sink {
+            Sink::Discard => {}
+            Sink::Meta(bytes) => summary.meta = Some(bytes),
+            Sink::Nested(spool) => {
+                let nested = inspect_nested(*spool, &name, depth + 1, ctx)?;
                 summary.nested.insert(name, nested);
             }
-            None => {}
         }
     }
     Ok(summary)
 }
 
-/// Inspects a nested zip held in memory and digests its bytes.
+/// Inspects a nested zip from its temporary file.
 fn inspect_nested(
-    bytes: Vec<u8>,
+    spool: Spool,
     name: &str,
     depth: u32,
-    limits: &Limits,
-    spent: &mut u64,
+    ctx: &mut Walk<'_>,
 ) -> Result<NestedZip, FormatError> {
-    let md5 = hex::encode(Md5::digest(&bytes));
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let size = bytes.len() as u64;
-    let inner = walk(Cursor::new(bytes), name, depth, limits, spent)?;
+    let Spool { mut file, md5, sha256, size } = spool;
+    file.flush().map_err(FormatError::Io)?;
+    let md5 = hex::encode(md5.finalize());
+    let sha256 = hex::encode(sha256.finalize());
+    let inner = {
+        let handle = file.as_file_mut();
+        handle.seek(SeekFrom::Start(0)).map_err(FormatError::Io)?;
+        walk(BufReader::with_capacity(CHUNK, handle), name, depth, ctx)?
+    };
     let meta = inner.meta.ok_or_else(|| FormatError::MetaMissing { zip: name.to_owned() })?;
-    let value = parse_yaml_guarded(&meta, limits).map_err(|e| match e {
+    let value = parse_yaml_guarded(&meta, ctx.limits).map_err(|e| match e {
         FormatError::MetaInvalid(msg) => FormatError::MetaInvalid(format!("{name}/{META_FILE}: {msg}")),
         other => other,
     })?;
     if !value.is_mapping() {
         return Err(FormatError::MetaInvalid(format!("{name}/{META_FILE}: not a mapping")));
     }
-    Ok(NestedZip { size, md5, sha256, entries: inner.entries, uncompressed: inner.uncompressed })
+    // Keep the path, close the handle: a package may hold many component zips.
+    let file = file.into_temp_path();
+    Ok(NestedZip { size, md5, sha256, entries: inner.entries, uncompressed: inner.uncompressed, file })
 }
 
 /// Reads until `buf` is full or the reader is exhausted (so the zip-magic sniff sees 4 bytes).

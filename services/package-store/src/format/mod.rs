@@ -30,6 +30,9 @@ mod meta;
 mod names;
 
 pub use error::FormatError;
-pub use inspect::{InspectedComponent, InspectedPackage, META_FILE, Md5Check, inspect_app_zip};
+pub use inspect::{
+    InspectedComponent, InspectedPackage, META_FILE, Md5Check, SpooledPackage, inspect_app_zip,
+    inspect_app_zip_spooled,
+};
 pub use limits::Limits;
 pub use meta::{AppPackageMeta, ComponentPackageMeta, parse_meta};

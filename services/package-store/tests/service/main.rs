@@ -1,0 +1,9 @@
+//! package-store driven over NATS exactly as the gateway drives it, against real MariaDB, NATS
+//! JetStream, Redis and S3. One test binary (to link once on small builders).
+
+#[path = "../common/mod.rs"]
+mod common;
+mod imports;
+mod lifecycle;
+mod refusals;
+mod support;
