@@ -2,7 +2,8 @@
 //!
 //! Order of checks: request id and trace context → token (for authenticated routes) → rate limit
 //! → body (size, media type, syntax) → idempotency → NATS call → answer. Every failure along the
-//! way is a problem+json with the request id.
+//! way is a problem+json with the request id. Streamed uploads ([`crate::streaming`]) and package
+//! downloads ([`crate::download`]) branch off once the caller is admitted and the path is parsed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use sw_http::{ApiError, problem_response};
 
 use crate::idempotency::{self, Begin, Stored};
 use crate::routes::{BodyKind, Route};
-use crate::state::AppState;
+use crate::state::{AppState, Inner};
 
 /// The request id of the current request, set by the request-id middleware.
 #[derive(Debug, Clone)]
@@ -70,36 +71,50 @@ async fn handle(
     };
 
     // Authenticate early so bad tokens cost no body read and no service call; the service checks again.
-    let limit = st.cfg.gateway.rate_limit_per_minute;
-    let subject = if route.authenticated {
-        let token = meta.bearer().ok_or_else(sw_authz::missing_token)?;
-        let key_of = |subject: &str| crate::ratelimit::window_key(&st.redis, subject);
-        let (principal, count) =
-            st.verifier.verify_counting(token, Some((&key_of, crate::ratelimit::WINDOW_TTL_SECS))).await?;
-        crate::ratelimit::enforce(count.unwrap_or(0), limit)?;
-        principal.subject
-    } else {
-        let subject = format!("ip:{client_ip}");
-        crate::ratelimit::check(&st.redis, &subject, limit).await?;
-        subject
+    let admitted = async {
+        let subject = authenticate(st, route, &meta, &client_ip).await?;
+        let params: BTreeMap<String, String> = RawPathParams::from_request_parts(&mut parts, &())
+            .await
+            .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+            .map_err(|_| {
+                ApiError::bad_request("malformed_path", "The path contains invalid percent-encoding.")
+            })?;
+        Ok::<_, ApiError>((subject, params))
+    }
+    .await;
+    let (subject, params) = match admitted {
+        Ok(a) => a,
+        Err(e) => {
+            if matches!(route.body, BodyKind::Stream { .. }) {
+                crate::streaming::linger(&parts.headers, body);
+            }
+            return Err(e);
+        }
     };
-
-    let params: BTreeMap<String, String> = RawPathParams::from_request_parts(&mut parts, &())
-        .await
-        .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
-        .map_err(|_| {
-            ApiError::bad_request("malformed_path", "The path contains invalid percent-encoding.")
-        })?;
     let query = parts.uri.query().unwrap_or("").to_owned();
 
-    let raw = match route.body {
-        BodyKind::None => Bytes::new(),
-        _ => read_body(&parts.headers, body, st.cfg.gateway.body_limit_bytes).await?,
-    };
-    let body = match route.body {
-        BodyKind::None => None,
-        BodyKind::Json => parse_json(&parts.headers, &raw)?,
-        BodyKind::Form => Some(parse_form(&parts.headers, &raw)?),
+    let limit = st.cfg.gateway.body_limit_bytes;
+    let (raw, body) = match route.body {
+        BodyKind::Stream { accepts } => {
+            let envelope = RpcEnvelope { params, query, body: None };
+            return crate::streaming::forward(st, route, accepts, &parts.headers, body, &meta, envelope)
+                .await;
+        }
+        BodyKind::Download => {
+            let envelope = RpcEnvelope { params, query, body: None };
+            return crate::download::serve(st, route, &parts.headers, &meta, &envelope).await;
+        }
+        BodyKind::None => (Bytes::new(), None),
+        BodyKind::Json => {
+            let raw = read_body(&parts.headers, body, limit).await?;
+            let parsed = parse_json(&parts.headers, &raw)?;
+            (raw, parsed)
+        }
+        BodyKind::Form => {
+            let raw = read_body(&parts.headers, body, limit).await?;
+            let parsed = parse_form(&parts.headers, &raw)?;
+            (raw, Some(parsed))
+        }
     };
     let envelope = RpcEnvelope { params, query: query.clone(), body };
 
@@ -141,9 +156,49 @@ async fn handle(
     Ok(reply_response(reply))
 }
 
-fn reply_response(reply: RpcReply) -> Response {
+/// Checks the token (or, on anonymous routes, the client IP) against the rate limit; the subject
+/// idempotency keys are scoped to.
+async fn authenticate(
+    st: &Inner,
+    route: &Route,
+    meta: &CallMeta,
+    client_ip: &str,
+) -> Result<String, ApiError> {
+    let limit = st.cfg.gateway.rate_limit_per_minute;
+    if route.authenticated {
+        let token = meta.bearer().ok_or_else(sw_authz::missing_token)?;
+        let key_of = |subject: &str| crate::ratelimit::window_key(&st.redis, subject);
+        let (principal, count) =
+            st.verifier.verify_counting(token, Some((&key_of, crate::ratelimit::WINDOW_TTL_SECS))).await?;
+        crate::ratelimit::enforce(count.unwrap_or(0), limit)?;
+        Ok(principal.subject)
+    } else {
+        let subject = format!("ip:{client_ip}");
+        crate::ratelimit::check(&st.redis, &subject, limit).await?;
+        Ok(subject)
+    }
+}
+
+/// A service's answer as HTTP: its status, its headers, and its body as JSON — or, when the
+/// service names a non-JSON `content-type` and the body is a JSON string (launch YAML), that string
+/// as it is.
+pub(crate) fn reply_response(reply: RpcReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let raw_type = reply
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !is_json_media_type(v))
+        .and_then(|v| HeaderValue::from_str(v).ok());
     let mut resp = match reply.body {
+        Some(serde_json::Value::String(text)) if status != StatusCode::NO_CONTENT && raw_type.is_some() => {
+            let mut r = (status, text).into_response();
+            if let Some(ct) = raw_type {
+                r.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            r
+        }
         Some(body) if status != StatusCode::NO_CONTENT => {
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
             let mut r = (status, bytes).into_response();
@@ -154,7 +209,10 @@ fn reply_response(reply: RpcReply) -> Response {
     };
     for (k, v) in reply.headers {
         if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
-            resp.headers_mut().insert(k, v);
+            // The body's type was settled above; a service's `content-type` cannot relabel JSON.
+            if k != header::CONTENT_TYPE {
+                resp.headers_mut().insert(k, v);
+            }
         }
     }
     resp
@@ -191,11 +249,19 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     }
 }
 
-fn media_type(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+/// The media type of the request body (lowercase, without parameters).
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(essence)
+}
+
+/// `Text/YAML; charset=utf-8` → `text/yaml`.
+fn essence(v: &str) -> String {
+    v.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+fn is_json_media_type(v: &str) -> bool {
+    let m = essence(v);
+    m == "application/json" || m.ends_with("+json")
 }
 
 fn parse_json(headers: &HeaderMap, raw: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
@@ -304,6 +370,27 @@ mod tests {
         assert_eq!(parse_form(&h, b"a=1&a=2").unwrap_err().status(), 400);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         assert_eq!(parse_form(&h, b"a=1").unwrap_err().status(), 400);
+    }
+
+    async fn body_of(resp: Response) -> (String, String) {
+        let ct = resp.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (ct, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_string_with_a_non_json_type_is_written_raw() {
+        let yaml = "apiVersion: core.oam.dev/v1alpha2\nkind: ApplicationConfiguration\n";
+        let reply = RpcReply::ok(yaml).header("Content-Type", "application/yaml");
+        assert_eq!(body_of(reply_response(reply)).await, ("application/yaml".into(), yaml.into()));
+        // JSON stays JSON: a string body without a type, or with a JSON type, is a JSON string.
+        let plain = RpcReply::ok("a\nb");
+        assert_eq!(body_of(reply_response(plain)).await, ("application/json".into(), "\"a\\nb\"".into()));
+        let json = RpcReply::ok("x").header("content-type", "application/problem+json");
+        assert_eq!(body_of(reply_response(json)).await.1, "\"x\"");
+        // A non-string body cannot be relabelled by the service.
+        let obj = RpcReply::ok(serde_json::json!({"a": 1})).header("content-type", "application/yaml");
+        assert_eq!(body_of(reply_response(obj)).await, ("application/json".into(), "{\"a\":1}".into()));
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! gateway authenticates it, rate-limits it per principal, reads and checks the body, honours
 //! `Idempotency-Key`, and forwards it over NATS to the owning service's operation. The service
 //! verifies the token again and answers with a reply or a problem, which goes back to the client
-//! unchanged. The gateway also serves `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the
-//! Swagger UI at `/docs` (bundled in the binary, so it works offline).
+//! unchanged. Uploads of any size ([`streaming`]) are streamed to the service instead of read
+//! whole, and package downloads ([`download`]) are streamed from storage. The gateway also serves
+//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the Swagger UI at `/docs` (bundled in the
+//! binary, so it works offline).
 
+pub mod download;
 pub mod forward;
 pub mod idempotency;
 pub mod openapi;
@@ -14,6 +17,7 @@ pub mod ops;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod streaming;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -75,12 +79,18 @@ pub async fn build(
     let listener = TcpListener::bind(cfg.gateway.listen).await?;
     let addr = listener.local_addr()?;
     let ops = Arc::new(ops::Ops { bus: bus.clone(), redis: redis.clone(), telemetry, readiness });
+    let storage = download::storage_client(
+        std::time::Duration::from_millis(cfg.s3.timeout_ms),
+        std::time::Duration::from_secs(cfg.gateway.body_idle_timeout_secs),
+    )
+    .map_err(std::io::Error::other)?;
     let state = AppState(Arc::new(state::Inner {
         cfg: cfg.clone(),
         bus,
         redis,
         verifier,
         openapi_json: openapi::json().into(),
+        storage,
     }));
     Ok(Gateway { listener, router: router(state, ops), addr })
 }

@@ -10,15 +10,23 @@
 
 use sw_contracts::appmeta::*;
 use sw_contracts::auth::*;
+use sw_contracts::packages::*;
 use sw_contracts::{AppId, FieldError, Name, Page, PageQuery, Problem};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
     Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
 };
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 macro_rules! op {
+    // Anything the short forms cannot say (streamed bodies, several answers): the rest of the
+    // `#[utoipa::path]` arguments as they are.
+    ($f:ident: $m:ident $path:literal, $tag:literal, $summary:literal,
+     params($($p:tt)*), raw($($extra:tt)*)) => {
+        #[utoipa::path($m, path = $path, tag = $tag, summary = $summary, params($($p)*), $($extra)*)]
+        pub(crate) fn $f() {}
+    };
     ($f:ident: $m:ident $path:literal, $tag:literal, $summary:literal,
      params($($p:tt)*), $(body($body:ty),)? $(form($form:ty),)? ok($st:literal $(, $resp:ty)?), anonymous) => {
         op!(@emit [, security(())] $f: $m $path, $tag, $summary, params($($p)*), $(body($body),)? $(form($form),)? ok($st $(, $resp)?));
@@ -114,6 +122,152 @@ op!(clusters_update: patch "/v1/clusters/{clusterId}", "clusters", "Change a clu
 op!(clusters_delete: delete "/v1/clusters/{clusterId}", "clusters", "Remove a cluster",
     params(("clusterId" = Name, Path)), ok(204));
 
+// ------------------------------------------------------------------ package-store
+
+/// The bytes of an app package zip.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+struct PackageZip(Vec<u8>);
+
+/// `multipart/form-data` body of `POST /v1/app-packages/import`: one file part and, optionally,
+/// the fields of the query as text parts.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+struct PackageImportForm {
+    /// The app package zip; the app id is read from its `meta.yaml`.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// As the `packageVersion` query parameter.
+    package_version: Option<String>,
+    /// As the `force` query parameter.
+    force: Option<bool>,
+    /// As the `resetVersion` query parameter.
+    reset_version: Option<bool>,
+}
+
+/// `multipart/form-data` body of a build task. Besides these parts, a HELM component's chart
+/// folder may be sent as a part named `chart.<componentName>` holding a `.tgz`, `.tar.gz` or `.zip`.
+#[derive(ToSchema)]
+struct PackageTaskForm {
+    /// The multi-document `build.yaml` (ComponentBinder documents).
+    #[schema(rename = "build.yaml", value_type = String, format = Binary)]
+    build_yaml: Vec<u8>,
+    /// As the `version` query parameter.
+    version: Option<String>,
+    /// As the `tags` query parameter (comma-separated).
+    tags: Option<String>,
+}
+
+op!(packages_import: post "/v1/apps/{appId}/app-packages/import", "packages",
+"Import an app package zip (streamed; the path's app must match the zip's)",
+params(("appId" = AppId, Path), ImportQuery),
+raw(
+    description = "The body is the zip itself, streamed to the package store as it arrives (no size limit at \
+                   the gateway; the store answers 413 `package_too_large` past its own). `Idempotency-Key` is \
+                   not supported (422 `idempotency_not_supported`): a retried import of the same version is a \
+                   409 `package_version_exists` unless `force` is set.",
+    request_body(description = "The app package zip", content(
+        (inline(PackageZip) = "application/octet-stream"),
+        (inline(PackageZip) = "application/zip"),
+        (inline(PackageZip) = "application/x-zip-compressed"),
+    )),
+    responses(
+        (status = 201, description = "Imported", body = AppPackageOut,
+         headers(("Location" = String, description = "URL of the new package"))),
+        (status = 408, description = "The upload stalled (`upload_timeout`, `body_timeout`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`package_version_exists`, `component_version_conflict`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`package_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an app package (`zip_*`, `meta_*`, `component_*`), `invalid_version`, `idempotency_not_supported`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`storage_unavailable` and other unavailable dependencies (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+));
+op!(packages_import_form: post "/v1/app-packages/import", "packages",
+"Import an app package from an upload form (streamed; the app is the zip's)",
+params(ImportQuery),
+raw(
+    description = "A `multipart/form-data` body with the zip in the part named `file`, streamed to the package \
+                   store as it arrives. `Idempotency-Key` is not supported (422 `idempotency_not_supported`).",
+    request_body(content = inline(PackageImportForm), content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Imported", body = AppPackageOut,
+         headers(("Location" = String, description = "URL of the new package"))),
+        (status = 408, description = "The upload stalled (`upload_timeout`, `body_timeout`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`package_version_exists`, `component_version_conflict`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`package_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an app package (`zip_*`, `meta_*`, `component_*`), no `file` part, `invalid_version`, `idempotency_not_supported`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`storage_unavailable` and other unavailable dependencies (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+));
+op!(packages_list: get "/v1/apps/{appId}/app-packages", "packages", "List an application's packages, newest first",
+    params(("appId" = AppId, Path), AppPackageListQuery), ok(200, Page<AppPackageOut>));
+op!(packages_latest: get "/v1/apps/{appId}/app-packages/latest-version", "packages",
+    "The newest package's version and the next one (404 `package_not_found` when there is none)",
+    params(("appId" = AppId, Path)), ok(200, LatestVersionOut));
+op!(packages_get: get "/v1/apps/{appId}/app-packages/{appPackageId}", "packages", "Get a package",
+    params(("appId" = AppId, Path), ("appPackageId" = u64, Path)), ok(200, AppPackageOut));
+op!(packages_delete: delete "/v1/apps/{appId}/app-packages/{appPackageId}", "packages",
+    "Delete a package (its zip, and component zips no other package uses)",
+    params(("appId" = AppId, Path), ("appPackageId" = u64, Path)), ok(204));
+op!(packages_launch_yaml: get "/v1/apps/{appId}/app-packages/{appPackageId}/launch-yaml", "packages",
+    "An ApplicationConfiguration YAML that launches the package",
+    params(("appId" = AppId, Path), ("appPackageId" = u64, Path)),
+    raw(responses((status = 200, description = "The YAML text", body = String, content_type = "application/yaml"))));
+op!(packages_download: get "/v1/apps/{appId}/app-packages/{appPackageId}/download", "packages",
+"Download the package zip (streamed; `Range` and `If-None-Match` supported)",
+params(
+    ("appId" = AppId, Path), ("appPackageId" = u64, Path),
+    ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1048575`, to resume a download"),
+    ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a copy you hold"),
+),
+raw(responses(
+    (status = 200, description = "The whole zip", body = inline(PackageZip), content_type = "application/zip", headers(
+        ("Content-Length" = u64, description = "Size in bytes"),
+        ("Content-Disposition" = String, description = "`attachment; filename=\"{appId}-{packageVersion}.zip\"`"),
+        ("Accept-Ranges" = String, description = "`bytes`"),
+        ("ETag" = String, description = "Storage's entity tag"),
+        ("Digest" = String, description = "`SHA-256=<base64>` of the whole zip"),
+        ("x-checksum-sha256" = String, description = "SHA-256 of the whole zip, lowercase hex"),
+    )),
+    (status = 206, description = "The requested range", body = inline(PackageZip), content_type = "application/zip", headers(
+        ("Content-Length" = u64, description = "Size of the range in bytes"),
+        ("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"),
+        ("ETag" = String, description = "Storage's entity tag"),
+        ("Digest" = String, description = "`SHA-256=<base64>` of the whole zip"),
+        ("x-checksum-sha256" = String, description = "SHA-256 of the whole zip, lowercase hex"),
+    )),
+    (status = 304, description = "`If-None-Match` matched: your copy is current"),
+    (status = 416, description = "`range_not_satisfiable` (see `Content-Range: bytes */<size>`)", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "`storage_unavailable` (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+)));
+op!(packages_download_url: get "/v1/apps/{appId}/app-packages/{appPackageId}/download-url", "packages",
+    "A presigned URL to download the package zip straight from storage",
+    params(("appId" = AppId, Path), ("appPackageId" = u64, Path), DownloadUrlQuery), ok(200, DownloadUrlOut));
+op!(package_tasks_create: post "/v1/apps/{appId}/app-package-tasks", "package-tasks",
+"Build a package from a build.yaml (streamed; runs in the background)",
+params(("appId" = AppId, Path), PackageTaskQuery),
+raw(
+    description = "The body is a multi-document `build.yaml` (YAML), the same as JSON, or an upload form with \
+                   `build.yaml` and chart archives; it is streamed to the package store. `Idempotency-Key` is \
+                   not supported (422 `idempotency_not_supported`). Poll the task at `Location`.",
+    request_body(description = "The build", content(
+        (String = "application/yaml"),
+        (String = "application/x-yaml"),
+        (String = "text/yaml"),
+        (AppPackageTaskIn = "application/json"),
+        (inline(PackageTaskForm) = "multipart/form-data"),
+    )),
+    responses(
+        (status = 202, description = "Accepted; the build runs in the background", body = AppPackageTaskOut,
+         headers(("Location" = String, description = "URL of the task"))),
+        (status = 413, description = "`package_too_large` (a chart archive over its limit)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_build` (fields listed), `image_build_unsupported`, `invalid_version`, `idempotency_not_supported`", body = Problem, content_type = "application/problem+json"),
+    )
+));
+op!(package_tasks_list: get "/v1/apps/{appId}/app-package-tasks", "package-tasks", "List an application's build tasks, newest first",
+    params(("appId" = AppId, Path), PackageTaskListQuery), ok(200, Page<AppPackageTaskOut>));
+op!(package_tasks_get: get "/v1/apps/{appId}/app-package-tasks/{taskId}", "package-tasks", "Get a build task",
+    params(("appId" = AppId, Path), ("taskId" = u64, Path)), ok(200, AppPackageTaskOut));
+
 op!(healthz: get "/healthz", "health", "Liveness: the process is up", params(), ok(200, serde_json::Value), anonymous);
 op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases answer", params(), ok(200, serde_json::Value), anonymous);
 
@@ -134,6 +288,9 @@ op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases a
         namespaces_list, namespaces_create, namespaces_get, namespaces_update, namespaces_delete,
         stages_list, stages_create, stages_get, stages_update, stages_delete,
         clusters_list, clusters_create, clusters_get, clusters_update, clusters_delete,
+        packages_import, packages_import_form, packages_list, packages_latest, packages_get, packages_delete,
+        packages_launch_yaml, packages_download, packages_download_url,
+        package_tasks_create, package_tasks_list, package_tasks_get,
         healthz, readyz,
     ),
     components(schemas(Problem, FieldError, ComponentType, AppId, Name, Username, ClientId)),
@@ -147,6 +304,8 @@ op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases a
         (name = "components", description = "Components of an application"),
         (name = "namespaces", description = "Namespaces and their stages"),
         (name = "clusters", description = "Kubernetes clusters"),
+        (name = "packages", description = "App packages: import, list, download"),
+        (name = "package-tasks", description = "Build tasks that assemble app packages"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

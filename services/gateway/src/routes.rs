@@ -14,7 +14,24 @@ pub enum BodyKind {
     Json,
     /// `application/x-www-form-urlencoded` (OAuth endpoints).
     Form,
+    /// A body of any size streamed to the service as it arrives ([`sw_bus::Bus::call_streaming`]),
+    /// never buffered and not bound by `gateway.body_limit_bytes` (the service enforces its own
+    /// limit). `accepts` lists the media types taken; anything else is a 415 before any byte is read.
+    /// `Idempotency-Key` is refused with a 422: the body cannot be fingerprinted without buffering it.
+    Stream { accepts: &'static [&'static str] },
+    /// No body; the service answers with where the bytes are ([`sw_contracts::packages::DownloadSourceOut`])
+    /// and the gateway streams them from storage to the client ([`crate::download`]).
+    Download,
 }
+
+/// A raw app package zip.
+pub const ZIP_BODY: &[&str] =
+    &["application/octet-stream", "application/zip", "application/x-zip-compressed"];
+/// An HTML-style upload form (the package in the part named `file`).
+pub const MULTIPART_BODY: &[&str] = &["multipart/form-data"];
+/// A build task: `build.yaml` as YAML, the same as JSON, or a form with chart archives.
+pub const BUILD_BODY: &[&str] =
+    &["application/yaml", "application/x-yaml", "text/yaml", "application/json", "multipart/form-data"];
 
 /// One endpoint.
 #[derive(Debug, Clone)]
@@ -49,7 +66,13 @@ const fn anon(
     Route { method, path, service, op, body, authenticated: false }
 }
 
-use BodyKind::{Form, Json, None as NoBody};
+use BodyKind::{Download, Form, Json, None as NoBody};
+
+const PKG: &str = "package-store";
+
+const fn stream(accepts: &'static [&'static str]) -> BodyKind {
+    BodyKind::Stream { accepts }
+}
 
 /// Every forwarded endpoint.
 pub fn table() -> Vec<Route> {
@@ -112,5 +135,48 @@ pub fn table() -> Vec<Route> {
         r(Method::GET, "/v1/clusters/{clusterId}", "appmeta", "clusters.get", NoBody),
         r(Method::PATCH, "/v1/clusters/{clusterId}", "appmeta", "clusters.update", Json),
         r(Method::DELETE, "/v1/clusters/{clusterId}", "appmeta", "clusters.delete", NoBody),
+        // package-store: app packages and build tasks
+        r(Method::POST, "/v1/apps/{appId}/app-packages/import", PKG, "packages.import", stream(ZIP_BODY)),
+        r(Method::POST, "/v1/app-packages/import", PKG, "packages.import", stream(MULTIPART_BODY)),
+        r(Method::GET, "/v1/apps/{appId}/app-packages", PKG, "packages.list", NoBody),
+        r(
+            Method::GET,
+            "/v1/apps/{appId}/app-packages/latest-version",
+            PKG,
+            "packages.latest-version",
+            NoBody,
+        ),
+        r(Method::GET, "/v1/apps/{appId}/app-packages/{appPackageId}", PKG, "packages.get", NoBody),
+        r(Method::DELETE, "/v1/apps/{appId}/app-packages/{appPackageId}", PKG, "packages.delete", NoBody),
+        r(
+            Method::GET,
+            "/v1/apps/{appId}/app-packages/{appPackageId}/launch-yaml",
+            PKG,
+            "packages.launch-yaml",
+            NoBody,
+        ),
+        r(
+            Method::GET,
+            "/v1/apps/{appId}/app-packages/{appPackageId}/download",
+            PKG,
+            "packages.download",
+            Download,
+        ),
+        r(
+            Method::GET,
+            "/v1/apps/{appId}/app-packages/{appPackageId}/download-url",
+            PKG,
+            "packages.download-url",
+            NoBody,
+        ),
+        r(
+            Method::POST,
+            "/v1/apps/{appId}/app-package-tasks",
+            PKG,
+            "package-tasks.create",
+            stream(BUILD_BODY),
+        ),
+        r(Method::GET, "/v1/apps/{appId}/app-package-tasks", PKG, "package-tasks.list", NoBody),
+        r(Method::GET, "/v1/apps/{appId}/app-package-tasks/{taskId}", PKG, "package-tasks.get", NoBody),
     ]
 }

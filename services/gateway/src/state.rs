@@ -42,4 +42,6 @@ pub(crate) struct Inner {
     pub redis: Redis,
     pub verifier: Verifier,
     pub openapi_json: bytes::Bytes,
+    /// Fetches package bytes from storage for downloads ([`crate::download`]).
+    pub storage: reqwest::Client,
 }
