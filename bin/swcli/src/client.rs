@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::{Method, RequestBuilder};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 use sw_contracts::auth::TokenOut;
@@ -61,7 +61,8 @@ impl Client {
         self.settings.password = Some(password);
     }
 
-    fn url(&self, path: &str) -> String {
+    /// The absolute URL of an API path on the configured gateway.
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.settings.endpoint)
     }
 
@@ -184,6 +185,30 @@ impl Client {
         query: Option<&Q>,
         body: Option<&Value>,
     ) -> Result<Option<Value>, CliError> {
+        let url = self.url(path);
+        let resp = self
+            .execute(|http| {
+                let mut req = http.request(method.clone(), &url);
+                if let Some(q) = query {
+                    req = req.query(q);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                Ok(req)
+            })
+            .await?;
+        read(resp).await
+    }
+
+    /// Sends the request `build` makes with a bearer token and returns the successful response
+    /// (its body unread); a non-2xx answer becomes the problem's error. When a stored token that
+    /// looked fresh is refused, the token is renewed and `build` is called again, so a streamed
+    /// body must be reopened by `build` rather than captured once.
+    pub async fn execute(
+        &mut self,
+        mut build: impl FnMut(&reqwest::Client) -> Result<RequestBuilder, CliError>,
+    ) -> Result<reqwest::Response, CliError> {
         let now = Utc::now();
         let stored =
             self.session().filter(|s| s.is_fresh(now, EXPIRY_MARGIN_SECS)).map(|s| s.access_token.clone());
@@ -191,37 +216,29 @@ impl Client {
             Some(t) => (t, true),
             None => (self.renew().await?, false),
         };
-        match self.send(method.clone(), path, query, body, &token).await {
-            // The stored token may be revoked or signed by a retired key: renew once and retry.
-            Err(e) if reused && e.is_unauthenticated() => {
-                let token = self.renew().await?;
-                self.send(method, path, query, body, &token).await
-            }
-            r => r,
+        let resp = build(&self.http)?.bearer_auth(&token).send().await?;
+        // The stored token may be revoked or signed by a retired key: renew once and retry.
+        if reused && resp.status() == StatusCode::UNAUTHORIZED {
+            drop(resp);
+            let token = self.renew().await?;
+            return success(build(&self.http)?.bearer_auth(&token).send().await?).await;
         }
-    }
-
-    async fn send<Q: Serialize + ?Sized>(
-        &self,
-        method: Method,
-        path: &str,
-        query: Option<&Q>,
-        body: Option<&Value>,
-        token: &str,
-    ) -> Result<Option<Value>, CliError> {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
-        if let Some(q) = query {
-            req = req.query(q);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        read(req.send().await?).await
+        success(resp).await
     }
 }
 
+/// The response itself when it is a 2xx, else its problem as an error.
+async fn success(resp: reqwest::Response) -> Result<reqwest::Response, CliError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let bytes = resp.bytes().await?;
+    Err(CliError::from_reply(status.as_u16(), &bytes))
+}
+
 /// Reads a reply: the JSON body on success, the problem as an error otherwise.
-async fn read(resp: reqwest::Response) -> Result<Option<Value>, CliError> {
+pub(crate) async fn read(resp: reqwest::Response) -> Result<Option<Value>, CliError> {
     let status = resp.status();
     let bytes = resp.bytes().await?;
     if !status.is_success() {

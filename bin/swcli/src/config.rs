@@ -23,9 +23,10 @@ pub const DEFAULT_CLIENT_ID: &str = "swcli";
 pub struct ConfigFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // The dashed spellings are what SREWorks' own swcli writes, so its config files load as is.
+    #[serde(default, alias = "client-id", skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "client-secret", skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -239,6 +240,23 @@ mod tests {
         let p = config_path(env_of(&[("HOME", "/home/u")])).unwrap();
         assert_eq!(p, PathBuf::from("/home/u/.swcli.yaml"));
         assert!(config_path(env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn sreworks_config_files_load() {
+        let dir = std::env::temp_dir().join(format!("swcli-unit-sw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("swcli.yaml");
+        std::fs::write(
+            &path,
+            "endpoint: http://x\nclient-id: ci\nclient-secret: s\nusername: u\npassword: p\n",
+        )
+        .unwrap();
+        let cfg = load(&path).unwrap();
+        assert_eq!(cfg.client_id.as_deref(), Some("ci"));
+        assert_eq!(cfg.client_secret.as_deref(), Some("s"));
+        assert_eq!(cfg.username.as_deref(), Some("u"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub const EXIT_CONFLICT: i32 = 5;
 pub const EXIT_INVALID: i32 = 6;
 /// Exit code: the platform is unreachable, timed out, or failed (429/5xx).
 pub const EXIT_UNAVAILABLE: i32 = 7;
+/// Exit code: a build task the command waited for ended in `FAILURE`.
+pub const EXIT_TASK_FAILED: i32 = 8;
 
 /// What went wrong; `Display` is the `<code>: <detail>` part of the one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,18 @@ pub enum CliError {
     /// A reply that is not what the API documents.
     #[error("unexpected_reply: {0}")]
     Unexpected(String),
+    /// A local file could not be read or written.
+    #[error("file: {0}")]
+    File(String),
+    /// Downloaded bytes do not hash to the checksum the gateway announced.
+    #[error("checksum_mismatch: {0}")]
+    Checksum(String),
+    /// A build task ended in `FAILURE`; the detail is its `errorMessage`.
+    #[error("build_failed: {0}")]
+    TaskFailed(String),
+    /// `--wait` gave up before the task ended, or a transfer stalled.
+    #[error("{code}: {detail}")]
+    TimedOut { code: &'static str, detail: String },
 }
 
 impl CliError {
@@ -74,14 +88,12 @@ impl CliError {
             },
             CliError::Auth { .. } => EXIT_AUTH,
             CliError::Invalid(_) => EXIT_INVALID,
-            CliError::Unreachable(_) => EXIT_UNAVAILABLE,
-            CliError::Config(_) | CliError::Unexpected(_) => EXIT_OTHER,
+            CliError::Unreachable(_) | CliError::TimedOut { .. } => EXIT_UNAVAILABLE,
+            CliError::TaskFailed(_) => EXIT_TASK_FAILED,
+            CliError::Config(_) | CliError::Unexpected(_) | CliError::File(_) | CliError::Checksum(_) => {
+                EXIT_OTHER
+            }
         }
-    }
-
-    /// Whether a fresh token could fix this (the server refused the one we sent).
-    pub(crate) fn is_unauthenticated(&self) -> bool {
-        matches!(self, CliError::Api { status: 401, .. })
     }
 }
 
@@ -94,8 +106,18 @@ impl From<reqwest::Error> for CliError {
         } else {
             "the request failed"
         };
-        // reqwest's Display names the URL but never the body or headers, so no secret leaks here.
-        CliError::Unreachable(format!("{what} ({e})"))
+        // reqwest's Display names the URL but never the body or headers, so no secret leaks here;
+        // the innermost cause ("connection refused", a broken pipe) is what a user can act on.
+        let mut innermost = None;
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            innermost = Some(c);
+            cause = c.source();
+        }
+        match innermost {
+            Some(c) => CliError::Unreachable(format!("{what} ({e}: {c})")),
+            None => CliError::Unreachable(format!("{what} ({e})")),
+        }
     }
 }
 
@@ -123,6 +145,12 @@ mod tests {
         assert_eq!(api(503, "service_unavailable").exit_code(), EXIT_UNAVAILABLE);
         assert_eq!(api(429, "rate_limited").exit_code(), EXIT_UNAVAILABLE);
         assert_eq!(api(415, "unsupported_media_type").exit_code(), EXIT_OTHER);
+        assert_eq!(api(413, "package_too_large").exit_code(), EXIT_OTHER);
+        assert_eq!(api(409, "package_version_exists").exit_code(), EXIT_CONFLICT);
+        assert_eq!(CliError::TaskFailed("x".into()).exit_code(), EXIT_TASK_FAILED);
+        let waited = CliError::TimedOut { code: "wait_timeout", detail: "task 3 is RUNNING".into() };
+        assert_eq!(waited.to_string(), "wait_timeout: task 3 is RUNNING");
+        assert_eq!(waited.exit_code(), EXIT_UNAVAILABLE);
     }
 
     #[test]

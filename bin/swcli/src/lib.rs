@@ -4,7 +4,8 @@
 //! applies precedence (file → `SWCLI_*` environment → flags, see [`config`]), builds a [`Client`]
 //! that finds or renews a bearer token (stored session → refresh token → configured credentials),
 //! calls the gateway over HTTP, and renders the reply as a table or raw JSON ([`commands`],
-//! [`output`]). Errors become one line `error: <code>: <detail>` on stderr and a distinct exit
+//! [`output`]). Package uploads and downloads stream between files and the network, never holding
+//! a package in memory (`commands::app_package`). Errors become one line `error: <code>: <detail>` on stderr and a distinct exit
 //! code ([`error`]).
 
 pub mod cli;
@@ -15,7 +16,7 @@ pub mod error;
 pub mod output;
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use clap::{CommandFactory, Parser};
 
@@ -26,7 +27,10 @@ pub use error::CliError;
 /// Runs a parsed command with `env` as the environment; returns what to print on stdout.
 pub async fn run(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<String, CliError> {
     let g = &cli.global;
-    let path = config::config_path(&env)?;
+    let path = match &g.config {
+        Some(p) => p.clone(),
+        None => config::config_path(&env)?,
+    };
     let file = config::load(&path)?;
     let flags = config::Overrides {
         endpoint: g.endpoint.clone(),
@@ -37,12 +41,14 @@ pub async fn run(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Strin
     };
     let settings = config::Settings::resolve(&file, &env, &flags);
     let as_json = g.json;
+    let out = output::Output::new(g.json, g.quiet, std::io::stderr().is_terminal());
     let mut client = Client::new(settings, path, file)?;
     match cli.command {
         cli::Command::Login { password_stdin } => {
             commands::login::login(&mut client, password_stdin, as_json).await
         }
         cli::Command::App(cmd) => commands::app::run(&mut client, cmd, as_json).await,
+        cli::Command::AppPackage(cmd) => commands::app_package::run(&mut client, cmd, out).await,
         cli::Command::Completions { shell } => Ok(completions(shell)),
     }
 }
@@ -54,9 +60,18 @@ pub fn completions(shell: cli::CompletionShell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Parses a command line (`args[0]` is the program name).
+pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+}
+
 /// The whole program: parses `args`, runs, prints, and returns the exit code.
 pub fn main_with(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse_args(args) {
         Ok(c) => c,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).

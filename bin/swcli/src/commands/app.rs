@@ -1,14 +1,13 @@
 //! `swcli app list|get|create|delete`.
 
 use reqwest::Method;
-use serde_json::Value;
 use sw_contracts::appmeta::{AppIn, AppListQuery, AppOut, Labels};
 use sw_contracts::{AppId, Name, Page};
 
 use crate::cli::AppCommand;
 use crate::client::Client;
 use crate::error::CliError;
-use crate::output;
+use crate::output::{self, decode, render};
 
 /// Runs one `app` subcommand.
 pub async fn run(client: &mut Client, cmd: AppCommand, as_json: bool) -> Result<String, CliError> {
@@ -60,26 +59,6 @@ fn app_path(app: &str) -> Result<String, CliError> {
     Ok(format!("/v1/apps/{id}"))
 }
 
-/// `--json` prints the reply as received (pretty); otherwise `human` renders it.
-fn render(
-    body: Option<Value>,
-    as_json: bool,
-    human: impl FnOnce(Value) -> Result<String, CliError>,
-) -> Result<String, CliError> {
-    let body = body.ok_or_else(|| CliError::Unexpected("the reply has no body".into()))?;
-    if as_json {
-        let text = serde_json::to_string_pretty(&body).map_err(|e| CliError::Unexpected(e.to_string()))?;
-        Ok(format!("{text}\n"))
-    } else {
-        human(body)
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CliError> {
-    serde_json::from_value(v)
-        .map_err(|e| CliError::Unexpected(format!("the reply does not match the API: {e}")))
-}
-
 fn labels_text(labels: &Labels) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
@@ -95,28 +74,17 @@ fn list_table(page: &Page<AppOut>) -> String {
                 a.team.as_ref().map(ToString::to_string).unwrap_or_default(),
                 labels_text(&a.labels),
                 a.version.to_string(),
-                a.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                output::time(&a.updated_at),
             ]
         })
         .collect();
     let mut out = output::table(&["APP ID", "NAME", "TEAM", "LABELS", "VERSION", "UPDATED"], &rows);
-    let shown = page.items.len() as u64;
-    let first = (page.page.saturating_sub(1)) * page.page_size;
-    if shown < page.total {
-        out.push_str(&format!(
-            "({}–{} of {}; page {} of size {})\n",
-            first + 1,
-            first + shown,
-            page.total,
-            page.page,
-            page.page_size
-        ));
-    }
+    out.push_str(&output::page_note(page.items.len() as u64, page.page, page.page_size, page.total));
     out
 }
 
 fn details(a: &AppOut) -> String {
-    let ts = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ts = output::time;
     output::key_values(&[
         ("appId", a.app_id.to_string()),
         ("name", a.name.clone()),

@@ -1,4 +1,5 @@
 //! The subcommands. Each returns the text to print on stdout.
 
 pub mod app;
+pub mod app_package;
 pub mod login;
