@@ -12,7 +12,7 @@ CARGO ?= cargo
 ARGS ?=
 DEV_BIN := $(CARGO_TARGET_DIR)/debug/sreworks
 
-.PHONY: help up down test build lint fmt schemas bench
+.PHONY: help up down test build lint fmt schemas bench bench-packages
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -46,3 +46,6 @@ schemas: ## Regenerate the committed OpenAPI document and event schemas from the
 bench: ## Load-test the gateway (loadtests/gateway-bench.sh; prints its figures)
 	@test -f loadtests/gateway-bench.sh || { echo "error: loadtests/gateway-bench.sh is missing" >&2; exit 1; }
 	bash loadtests/gateway-bench.sh
+
+bench-packages: ## Package import/download vs raw S3 and package-store RSS (loadtests/package-bench.sh; SIZES=10,100,1024)
+	bash loadtests/package-bench.sh
