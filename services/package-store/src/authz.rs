@@ -13,9 +13,9 @@ use sw_http::ApiError;
 /// Every operation package-store authorizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// List, get, latest version, launch YAML, download.
+    /// List, get, latest version, launch YAML, download; read build tasks.
     PackageRead,
-    /// Import (and, later, build) a package.
+    /// Import a package, or build one (create a build task).
     PackageWrite,
     PackageDelete,
 }

@@ -1,4 +1,4 @@
-//! What every handler, the import pipeline and the janitor share.
+//! What every handler, the import pipeline, the build workers and the janitor share.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use sw_bus::outbox::Outbox;
 use sw_bus::{CloudEvent, RpcCall};
 use sw_config::PackageStoreConfig;
 use sw_http::ApiError;
+use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 use crate::SERVICE;
@@ -26,6 +27,10 @@ pub(crate) struct Ctx {
     /// Import pipelines run as tasks of their own so that a caller going away never interrupts
     /// one half-way (each cleans up after itself); shutdown waits for them.
     pub tasks: TaskTracker,
+    /// Wakes an idle build worker of this process (a task was just created).
+    pub builds: Notify,
+    /// Names this process in build task leases.
+    pub instance: String,
 }
 
 impl Ctx {

@@ -3,22 +3,26 @@
 //! An import undoes its own work when it fails; what remains is what a process crash, a lost
 //! database or S3 during the undo, or a killed task leaves: `IMPORTING` reservations past the
 //! import deadline (with their objects), component rows no package links, and multipart uploads
-//! never completed nor aborted. Each sweep runs at start-up and then every [`INTERVAL`], in
+//! never completed nor aborted. Build inputs (`tasks/{taskId}/…`) are deleted by the worker when
+//! their task ends; the janitor removes those of ended tasks that a crash kept, and those of
+//! tasks whose creation never committed. Each sweep runs at start-up and then every [`INTERVAL`], in
 //! every replica — every step is safe to run concurrently (compare-and-swap on the reservation,
 //! row locks on components).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sw_contracts::packages::PackageTaskStatus;
 use sw_http::ApiError;
 use tokio_util::sync::CancellationToken;
 
 use crate::ctx::{Ctx, now};
-use crate::entity::{IMPORTING, app_package, app_package_component as link, component_package};
+use crate::entity::{IMPORTING, app_package, app_package_component as link, component_package, package_task};
 use crate::import::rows::{collect_component, purge};
-use crate::keys::{APPS_PREFIX, COMPONENTS_PREFIX};
+use crate::keys::{self, APPS_PREFIX, COMPONENTS_PREFIX, TASKS_PREFIX};
 
 /// Time between sweeps.
 pub const INTERVAL: Duration = Duration::from_secs(300);
@@ -37,6 +41,8 @@ pub struct SweepReport {
     pub components: usize,
     /// Multipart uploads aborted.
     pub multipart_uploads: usize,
+    /// Build inputs of tasks that ended or never came to be.
+    pub task_objects: usize,
 }
 
 /// A handle to sweep on demand.
@@ -109,10 +115,46 @@ pub(crate) async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<SweepRepor
     }
 
     let before = SystemTime::now() - stale_after;
-    for prefix in [APPS_PREFIX, COMPONENTS_PREFIX] {
+    report.task_objects = sweep_task_objects(ctx, before).await?;
+    for prefix in [APPS_PREFIX, COMPONENTS_PREFIX, TASKS_PREFIX] {
         report.multipart_uploads += ctx.storage.abort_stale_uploads(prefix, before).await?;
     }
     Ok(report)
+}
+
+/// Deletes build inputs whose task has ended, and those older than `before` whose task does not
+/// exist (its creating transaction never committed; a younger one may still be committing).
+async fn sweep_task_objects(ctx: &Ctx, before: SystemTime) -> Result<usize, ApiError> {
+    let objects = ctx.storage.list(TASKS_PREFIX, (BATCH * 10) as usize).await?;
+    let ids: HashSet<i64> = objects.iter().filter_map(|(k, _)| keys::task_of_key(k)).collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let status: HashMap<i64, String> = package_task::Entity::find()
+        .select_only()
+        .column(package_task::Column::Id)
+        .column(package_task::Column::Status)
+        .filter(package_task::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(&ctx.db)
+        .await
+        .map_err(sw_db::api_error)?
+        .into_iter()
+        .collect();
+    let mut removed = 0;
+    for (key, modified) in objects {
+        let remove = match keys::task_of_key(&key).map(|id| status.get(&id)) {
+            Some(Some(s)) => PackageTaskStatus::parse(s).is_some_and(PackageTaskStatus::is_final),
+            Some(None) => modified.is_some_and(|m| m < before),
+            // Not a task's key at all: nothing of ours writes such a key, so nothing removes it.
+            None => false,
+        };
+        if remove {
+            ctx.storage.delete(&key).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Sweeps at start-up and every [`INTERVAL`] until `stop`.

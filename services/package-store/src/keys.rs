@@ -3,7 +3,8 @@
 //! - `apps/{appId}/{packageVersion}.zip` — an app package exactly as uploaded or built;
 //! - `components/{appId}/{TYPE}/{name}/{version}.zip` — a component zip, shared by every app
 //!   package of the app that carries the same bytes;
-//! - `tasks/{taskId}/…` — build inputs (written by the build slice).
+//! - `tasks/{taskId}/charts/{componentName}.{ext}` — the chart archives a build task was given,
+//!   kept until the task ends.
 //!
 //! Names come from untrusted `meta.yaml`s and queries, so every segment is held to a small
 //! alphabet before it reaches a key: S3 itself would take anything, but file-backed servers map
@@ -13,6 +14,8 @@
 pub const APPS_PREFIX: &str = "apps/";
 /// Prefix of component zips.
 pub const COMPONENTS_PREFIX: &str = "components/";
+/// Prefix of build task inputs.
+pub const TASKS_PREFIX: &str = "tasks/";
 
 /// The key of an app package zip.
 pub fn app_zip(app_id: &str, package_version: &str) -> String {
@@ -22,6 +25,16 @@ pub fn app_zip(app_id: &str, package_version: &str) -> String {
 /// The key of a component zip.
 pub fn component_zip(app_id: &str, component_type: &str, component_name: &str, version: &str) -> String {
     format!("{COMPONENTS_PREFIX}{app_id}/{component_type}/{component_name}/{version}.zip")
+}
+
+/// The key of a chart archive uploaded for build task `task_id` (`ext`: `tgz`, `tar` or `zip`).
+pub fn task_chart(task_id: i64, component_name: &str, ext: &str) -> String {
+    format!("{TASKS_PREFIX}{task_id}/charts/{component_name}.{ext}")
+}
+
+/// The build task a key under [`TASKS_PREFIX`] belongs to.
+pub fn task_of_key(key: &str) -> Option<i64> {
+    key.strip_prefix(TASKS_PREFIX)?.split('/').next()?.parse().ok()
 }
 
 /// Longest component type and name accepted (the key must fit the 512-character column).
@@ -57,6 +70,11 @@ mod tests {
             component_zip("health", "RESOURCE_ADDON", "system-env@system-env", "1.1.4+2"),
             "components/health/RESOURCE_ADDON/system-env@system-env/1.1.4+2.zip"
         );
+        let chart = task_chart(42, "web", "tgz");
+        assert_eq!(chart, "tasks/42/charts/web.tgz");
+        assert_eq!(task_of_key(&chart), Some(42));
+        assert_eq!(task_of_key("tasks/x/charts/web.tgz"), None);
+        assert_eq!(task_of_key("apps/42/1.zip"), None);
     }
 
     #[test]

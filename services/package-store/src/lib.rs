@@ -16,11 +16,17 @@
 //! internal S3 endpoint, which the gateway streams from; `packages.download-url` answers one for
 //! the public endpoint that users fetch directly.
 //!
-//! [`format`] is the package format and its safe inspection (no I/O beyond its reader and its
-//! temporary files); [`build`] holds what build tasks need (versions, assembly).
+//! How a build moves: `package-tasks.create` validates a `build.yaml` and its chart archives,
+//! stores the task (charts in S3) and answers 202; the service's build workers claim tasks from
+//! the database under a lease, assemble the package and import it through the same pipeline
+//! (walkthrough in `build_tasks`).
+//!
+//! [`format`](mod@format) is the package format and its safe inspection (no I/O beyond its reader and its
+//! temporary files); [`build`](mod@build) is the pure build library (binders, charts, versions, assembly).
 
 pub mod authz;
 pub mod build;
+mod build_tasks;
 mod ctx;
 pub mod entity;
 pub mod format;
@@ -61,6 +67,8 @@ pub const SERVICE: &str = "package-store";
 pub const DB_SERVICE: &str = "packages";
 /// Counter of finished imports by `outcome` (`ok`, `refused`, `error`) and `source`.
 pub const METRIC_IMPORTS: &str = "sw_package_imports_total";
+/// Counter of ended build tasks by `outcome` (`succeeded`, `failed`, `timeout`, `exhausted`).
+pub const METRIC_BUILDS: &str = "sw_package_builds_total";
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +117,8 @@ pub async fn build(
         storage,
         cfg: cfg.package_store.clone(),
         tasks: TaskTracker::new(),
+        builds: tokio::sync::Notify::new(),
+        instance: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
     });
     let router = ops::router(&ctx);
     Ok(Service { bus, router, ctx, grace: Duration::from_secs(cfg.shutdown_grace_secs) })
@@ -135,16 +145,20 @@ impl Service {
         Janitor::new(self.ctx.clone())
     }
 
-    /// Answers requests, relays the outbox and runs the janitor until `shutdown`; then drains
-    /// in-flight requests and import pipelines (up to the grace period each) and only after that
-    /// lets the relay make its last pass, so their events are published too.
+    /// Answers requests, runs the build workers, relays the outbox and runs the janitor until
+    /// `shutdown`; then drains in-flight requests and builds (a build still running after the
+    /// grace period is handed back for another process), then import pipelines (up to the grace
+    /// period), and only after that lets the relay make its last pass, so their events are
+    /// published too.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BusError> {
         let background_stop = CancellationToken::new();
         let relay = tokio::spawn(
             self.ctx.outbox.relay(self.ctx.db.clone(), self.bus.clone()).run(background_stop.clone()),
         );
         let janitor = tokio::spawn(janitor::run(self.ctx.clone(), background_stop.clone()));
+        let workers = build_tasks::worker::start(self.ctx.clone(), shutdown.clone(), self.grace);
         let served = sw_bus::rpc::serve(self.bus, self.router, shutdown, self.grace).await;
+        workers.wait().await;
         self.ctx.tasks.close();
         if tokio::time::timeout(self.grace, self.ctx.tasks.wait()).await.is_err() {
             tracing::warn!("Package imports still running at the end of the grace period.");

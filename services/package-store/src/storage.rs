@@ -147,7 +147,7 @@ impl Storage {
         if self.bucket_ok.load(Ordering::Relaxed) { Ok(()) } else { self.ensure_bucket().await }
     }
 
-    /// Uploads the file at `path` (`size` bytes) to `key`: one `PutObject` up to
+    /// Uploads the zip at `path` (`size` bytes) to `key`: one `PutObject` up to
     /// [`SINGLE_PUT_MAX`], multipart beyond (or always, with `multipart`).
     pub async fn put_file(
         &self,
@@ -156,6 +156,18 @@ impl Storage {
         size: u64,
         multipart: bool,
     ) -> Result<(), StorageError> {
+        self.put_file_as(key, path, size, multipart, "application/zip").await
+    }
+
+    /// [`Storage::put_file`] for a file of any `content_type`.
+    pub async fn put_file_as(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        multipart: bool,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
         self.ready().await?;
         if !multipart && size <= SINGLE_PUT_MAX {
             let body = file_part(path, 0, size).await.map_err(|e| StorageError::new("PutObject", key, e))?;
@@ -163,7 +175,7 @@ impl Storage {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
-                .content_type("application/zip")
+                .content_type(content_type)
                 .content_length(size as i64)
                 .body(body)
                 .send()
@@ -171,19 +183,25 @@ impl Storage {
                 .map_err(|e| StorageError::new("PutObject", key, DisplayErrorContext(e)))?;
             return Ok(());
         }
-        self.put_multipart(key, path, size).await
+        self.put_multipart(key, path, size, content_type).await
     }
 
     /// Multipart upload of [`PART_SIZE`] parts, [`PARTS_IN_FLIGHT`] at a time, each read from the
     /// file at its offset (nothing is buffered beyond the parts in flight). Any failure aborts the
     /// upload, so S3 keeps no parts; an upload abandoned by a crash is aborted by the janitor.
-    async fn put_multipart(&self, key: &str, path: &Path, size: u64) -> Result<(), StorageError> {
+    async fn put_multipart(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
         let created = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/zip")
+            .content_type(content_type)
             .send()
             .await
             .map_err(|e| StorageError::new("CreateMultipartUpload", key, DisplayErrorContext(e)))?;
@@ -254,6 +272,66 @@ impl Storage {
             .await
             .map_err(|e| StorageError::new("CompleteMultipartUpload", key, DisplayErrorContext(e)))?;
         Ok(())
+    }
+
+    /// Downloads `key` into the file at `path` (created or truncated), chunk by chunk; returns
+    /// the bytes written.
+    pub async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64, StorageError> {
+        use tokio::io::AsyncWriteExt;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| StorageError::new("GetObject", key, DisplayErrorContext(e)))?;
+        let mut file =
+            tokio::fs::File::create(path).await.map_err(|e| StorageError::new("GetObject", key, e))?;
+        let mut body = out.body;
+        let mut written = 0u64;
+        while let Some(chunk) =
+            body.try_next().await.map_err(|e| StorageError::new("GetObject", key, DisplayErrorContext(e)))?
+        {
+            file.write_all(&chunk).await.map_err(|e| StorageError::new("GetObject", key, e))?;
+            written += chunk.len() as u64;
+        }
+        file.flush().await.map_err(|e| StorageError::new("GetObject", key, e))?;
+        Ok(written)
+    }
+
+    /// Every object under `prefix` with its last-modified time (when the server says), at most
+    /// `max` of them.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<(String, Option<SystemTime>)>, StorageError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| StorageError::new("ListObjectsV2", prefix, DisplayErrorContext(e)))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                let modified = o.last_modified().and_then(|t| SystemTime::try_from(*t).ok());
+                out.push((key.to_owned(), modified));
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// Deletes `key` (deleting a missing key succeeds, as in S3).

@@ -195,6 +195,25 @@ fn helm_chart_sources() {
 }
 
 #[test]
+fn helm_chart_path_is_accepted_only_with_its_upload() {
+    let limits = BuildLimits::default();
+    // What swcli sends: the build.yaml as written, the folder packed as part `chart.web`.
+    let yaml = "componentType: HELM\ncomponentName: web\noptions:\n  chartPath: charts/web\n  values: {replicas: 1}\n";
+    let b = binders_from_yaml(yaml.as_bytes(), &charts(&["web"]), &limits).unwrap();
+    let ComponentSpec::Helm(h) = &b[0].spec else { panic!("{b:?}") };
+    assert_eq!((h.repository.as_ref(), &h.values["replicas"]), (None, &json!(1)));
+    // The hint names a folder on the client; the stored binder does not keep it.
+    assert_eq!(serde_json::to_value(&b[0]).unwrap()["options"].get("chartPath"), None);
+
+    let err = binders_from_yaml(yaml.as_bytes(), &no_charts(), &limits).unwrap_err();
+    assert_eq!((err.code(), err.status()), ("invalid_build", 422));
+    assert_eq!(fields(&err), ["documents[0].options.chartPath", "documents[0].options"]);
+    let errors = err.field_errors();
+    let msg = message_of(&errors, "documents[0].options.chartPath");
+    assert!(msg.contains("chart.web") && msg.contains("swcli"), "{msg}");
+}
+
+#[test]
 fn a_chart_for_a_workload_is_an_error() {
     let yaml =
         "componentType: K8S_JOB\ncomponentName: init\noptions: {job: {name: init, image: 'busybox:1.36'}}\n";

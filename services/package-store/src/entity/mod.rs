@@ -7,6 +7,7 @@
 pub mod app_package;
 pub mod app_package_component;
 pub mod component_package;
+pub mod package_task;
 
 use sw_contracts::packages::{Md5Status, PackageSource};
 

@@ -14,10 +14,15 @@
 //!   uploaded it. Rows no link points at are garbage, removed with their object.
 //! - `app_package_component`: which component zips an app package holds, in `meta.yaml` order.
 //!
+//! - `package_task`: one row per build task (`CREATED → RUNNING → SUCCESS | FAILURE`), with the
+//!   validated binders, the S3 keys of its uploaded charts, the worker lease (`lease_owner`,
+//!   `lease_until`), the attempt count and the deadline; `version` is its compare-and-swap counter.
+//!
 //! No foreign keys: rows are removed in an order that keeps objects and rows consistent under
 //! concurrent imports (see `crate::import`), and a key would only add lock waits to that.
 
 mod m0001_packages;
+mod m0002_package_task;
 
 use sea_orm_migration::prelude::*;
 
@@ -28,7 +33,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(sw_bus::outbox::Migration), Box::new(m0001_packages::Migration)]
+        vec![
+            Box::new(sw_bus::outbox::Migration),
+            Box::new(m0001_packages::Migration),
+            Box::new(m0002_package_task::Migration),
+        ]
     }
 }
 

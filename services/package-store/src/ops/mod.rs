@@ -1,8 +1,10 @@
 //! The NATS operations of package-store (`{prefix}.api.package-store.<op>`): the import (a
-//! streamed body, see [`import`]) and the reads and deletes of packages ([`packages`]).
+//! streamed body, see [`import`]), the reads and deletes of packages ([`packages`]), and build
+//! tasks ([`tasks`], also streamed).
 
 mod import;
 mod packages;
+mod tasks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub(crate) fn router(ctx: &Arc<Ctx>) -> Router {
         ctx.cfg.import_deadline_secs + ctx.cfg.max_package_bytes / SLOWEST_UPLOAD_BYTES_PER_SEC,
     );
     let import_ctx = ctx.clone();
+    let build_ctx = ctx.clone();
     Router::new(SERVICE, "App packages: import, list, download, delete")
         .route_streaming("packages.import", idle, deadline, move |call: RpcCall, body: BlobReader| {
             import::import(import_ctx.clone(), call, body)
@@ -37,6 +40,11 @@ pub(crate) fn router(ctx: &Arc<Ctx>) -> Router {
         .route("packages.launch-yaml", bind(ctx, packages::launch_yaml))
         .route("packages.download", bind(ctx, packages::download))
         .route("packages.download-url", bind(ctx, packages::download_url))
+        .route_streaming("package-tasks.create", idle, deadline, move |call: RpcCall, body: BlobReader| {
+            tasks::create(build_ctx.clone(), call, body)
+        })
+        .route("package-tasks.get", bind(ctx, tasks::get))
+        .route("package-tasks.list", bind(ctx, tasks::list))
 }
 
 /// Turns `handler(ctx, call)` into a route closure holding its own reference to the context.

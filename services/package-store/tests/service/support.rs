@@ -132,6 +132,20 @@ impl TestApp {
         content_type: &str,
         token: Option<&str>,
     ) -> Result<RpcReply, ApiError> {
+        self.stream("packages.import", app, query, body, content_type, token).await
+    }
+
+    /// Streams `body` to the streaming operation `op` (with the `appId` parameter when given),
+    /// as the gateway does: the envelope's `body` says the content type and length.
+    pub async fn stream(
+        &self,
+        op: &str,
+        app: Option<&str>,
+        query: &str,
+        body: &[u8],
+        content_type: &str,
+        token: Option<&str>,
+    ) -> Result<RpcReply, ApiError> {
         let mut envelope = RpcEnvelope::default().query(query);
         if let Some(a) = app {
             envelope = envelope.param("appId", a);
@@ -145,14 +159,7 @@ impl TestApp {
             body_idle_timeout: Duration::from_secs(10),
         };
         self.bus
-            .call_streaming(
-                SERVICE,
-                "packages.import",
-                &Self::meta(token),
-                &envelope,
-                futures::stream::iter(chunks),
-                opts,
-            )
+            .call_streaming(SERVICE, op, &Self::meta(token), &envelope, futures::stream::iter(chunks), opts)
             .await
     }
 
