@@ -120,7 +120,11 @@ async fn main() -> anyhow::Result<()> {
             bail!("download returned {got} of {size} bytes");
         }
         s3.delete_object().bucket(&bucket).key(&key).send().await.ok();
-        http.delete(format!("{gateway}/v1/apps/bench/app-packages/{id}")).bearer_auth(&token).send().await.ok();
+        http.delete(format!("{gateway}/v1/apps/bench/app-packages/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok();
         std::fs::remove_file(&path).ok();
         rows.push(Row { size, raw_put, import, raw_get, download, import_rss, download_rss });
     }
@@ -129,7 +133,15 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!(
         "{:>9} | {:>12} {:>12} {:>6} | {:>12} {:>12} {:>6} | {:>14} {:>14}",
-        "package", "raw PUT", "import", "ratio", "raw GET", "download", "ratio", "RSS+ import", "RSS+ download"
+        "package",
+        "raw PUT",
+        "import",
+        "ratio",
+        "raw GET",
+        "download",
+        "ratio",
+        "RSS+ import",
+        "RSS+ download"
     );
     for r in &rows {
         let put = mibps(r.size, r.raw_put);
@@ -231,7 +243,8 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<u6
 /// Writes a SREWorks app package of about `target` bytes and returns its exact size.
 fn write_package(path: &Path, app: &str, version: &str, target: u64) -> anyhow::Result<u64> {
     use zip::write::SimpleFileOptions;
-    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
+    let stored =
+        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
     let parts = 4u64;
     let per = target / parts;
     let tmp = path.with_extension("parts");
@@ -260,7 +273,9 @@ fn write_package(path: &Path, app: &str, version: &str, target: u64) -> anyhow::
         let md5 = md5_of(&file)?;
         components.push((name, file, md5));
     }
-    let mut meta = format!("appId: {app}\npackageVersion: {version}\npackageCreator: bench\ntags: []\ncomponentPackages:\n");
+    let mut meta = format!(
+        "appId: {app}\npackageVersion: {version}\npackageCreator: bench\ntags: []\ncomponentPackages:\n"
+    );
     for (name, _, md5) in &components {
         meta.push_str(&format!(
             "- componentType: K8S_MICROSERVICE\n  componentName: {name}\n  packageVersion: {version}\n  relativePath: K8S_MICROSERVICE_{name}.zip\n  packageMd5: {md5}\n"

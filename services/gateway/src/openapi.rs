@@ -259,6 +259,7 @@ raw(
     responses(
         (status = 202, description = "Accepted; the build runs in the background", body = AppPackageTaskOut,
          headers(("Location" = String, description = "URL of the task"))),
+        (status = 409, description = "`package_version_exists`: a package, or a build still running, already has that version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`package_too_large` (a chart archive over its limit)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_build` (fields listed), `image_build_unsupported`, `invalid_version`, `idempotency_not_supported`", body = Problem, content_type = "application/problem+json"),
     )

@@ -75,7 +75,8 @@ fn health_package() -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
         w.write_all(bytes).unwrap();
     }
     for (name, bytes) in &components {
-        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        let stored =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         w.start_file(name.as_str(), stored).unwrap();
         w.write_all(bytes).unwrap();
     }
@@ -116,13 +117,22 @@ async fn the_health_package_round_trips_byte_for_byte() {
     let id = swcli(
         &suite,
         &home,
-        &["app-package", "import", "-a", "health", "-f", file.to_str().unwrap(), "--print-only-app-package-id"],
+        &[
+            "app-package",
+            "import",
+            "-a",
+            "health",
+            "-f",
+            file.to_str().unwrap(),
+            "--print-only-app-package-id",
+        ],
     )
     .await;
     let id: u64 = id.trim().parse().unwrap_or_else(|_| panic!("not an id: {id:?}"));
 
     let listed: Value =
-        serde_json::from_str(&swcli(&suite, &home, &["--json", "app-package", "list", "-a", "health"]).await).unwrap();
+        serde_json::from_str(&swcli(&suite, &home, &["--json", "app-package", "list", "-a", "health"]).await)
+            .unwrap();
     assert_eq!(listed["total"], 1, "{listed}");
     let item = &listed["items"][0];
     assert_eq!(item["id"].as_u64(), Some(id));
