@@ -13,7 +13,8 @@
 //! Each package is a valid SREWorks app package: a `meta.yaml` and four component zips of random
 //! (incompressible) bytes, the zips stored, not deflated, as packages that carry binaries are.
 //! Per size it times, in this order: raw S3 PUT of the package file (one PutObject, the way
-//! any client would upload it), gateway import (streamed body, like `swcli app-package import`),
+//! any client would upload it), the same bytes as a raw multipart upload (16 MiB parts, 4 at a
+//! time, as the package-store writes), gateway import (streamed body, like `swcli app-package import`),
 //! raw S3 GET, gateway download; and reports MiB/s, the gateway/raw ratio, and the package-store
 //! process's peak RSS growth over its RSS before each operation.
 
@@ -67,6 +68,14 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("raw PUT")?;
         let raw_put = t.elapsed();
+
+        // The same bytes as a multipart upload with the package-store's part size and
+        // concurrency: what S3 itself charges for multipart (s3s-fs rewrites the whole object when
+        // the upload completes, which a single PUT does not).
+        let t = Instant::now();
+        multipart_put(&s3, &bucket, &format!("raw/{mib}-multipart.zip"), &path, size).await?;
+        let raw_multipart = t.elapsed();
+        s3.delete_object().bucket(&bucket).key(format!("raw/{mib}-multipart.zip")).send().await.ok();
 
         let rss = RssSampler::start(pid);
         let t = Instant::now();
@@ -126,34 +135,39 @@ async fn main() -> anyhow::Result<()> {
             .await
             .ok();
         std::fs::remove_file(&path).ok();
-        rows.push(Row { size, raw_put, import, raw_get, download, import_rss, download_rss });
+        rows.push(Row { size, raw_put, raw_multipart, import, raw_get, download, import_rss, download_rss });
     }
     s3.delete_bucket().bucket(&bucket).send().await.ok();
 
     println!();
     println!(
-        "{:>9} | {:>12} {:>12} {:>6} | {:>12} {:>12} {:>6} | {:>14} {:>14}",
+        "{:>9} | {:>12} {:>12} {:>12} {:>6} {:>6} | {:>12} {:>12} {:>6} | {:>12} {:>12}",
         "package",
         "raw PUT",
+        "raw mpart",
         "import",
-        "ratio",
+        "/PUT",
+        "/mpart",
         "raw GET",
         "download",
-        "ratio",
+        "/GET",
         "RSS+ import",
-        "RSS+ download"
+        "RSS+ dl"
     );
     for r in &rows {
         let put = mibps(r.size, r.raw_put);
+        let mp = mibps(r.size, r.raw_multipart);
         let imp = mibps(r.size, r.import);
         let get = mibps(r.size, r.raw_get);
         let dl = mibps(r.size, r.download);
         println!(
-            "{:>5} MiB | {:>7.1} MiB/s {:>7.1} MiB/s {:>5.0}% | {:>7.1} MiB/s {:>7.1} MiB/s {:>5.0}% | {:>10.1} MiB {:>10.1} MiB",
+            "{:>5} MiB | {:>6.1} MiB/s {:>6.1} MiB/s {:>6.1} MiB/s {:>5.0}% {:>5.0}% | {:>6.1} MiB/s {:>6.1} MiB/s {:>5.0}% | {:>8.1} MiB {:>8.1} MiB",
             r.size / MIB,
             put,
+            mp,
             imp,
             100.0 * imp / put,
+            100.0 * imp / mp,
             get,
             dl,
             100.0 * dl / get,
@@ -167,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
 struct Row {
     size: u64,
     raw_put: Duration,
+    raw_multipart: Duration,
     import: Duration,
     raw_get: Duration,
     download: Duration,
@@ -226,6 +241,64 @@ fn file_stream(
             Err(e) => Some((Err(e), None)),
         }
     })
+}
+
+/// Multipart upload of `path` in 16 MiB parts, 4 at a time (the package-store's settings).
+async fn multipart_put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    size: u64,
+) -> anyhow::Result<()> {
+    use aws_sdk_s3::primitives::Length;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    const PART: u64 = 16 * MIB;
+    let up = s3.create_multipart_upload().bucket(bucket).key(key).send().await.context("create multipart")?;
+    let id = up.upload_id().context("no upload id")?.to_owned();
+    let count = size.div_ceil(PART).max(1);
+    let parts: Vec<CompletedPart> = futures::stream::iter(0..count)
+        .map(|i| {
+            let id = id.clone();
+            async move {
+                let offset = i * PART;
+                let len = PART.min(size - offset);
+                let body = ByteStream::read_from()
+                    .path(path)
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await?;
+                let number = i as i32 + 1;
+                let out = s3
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(number)
+                    .content_length(len as i64)
+                    .body(body)
+                    .send()
+                    .await?;
+                Ok::<_, anyhow::Error>(
+                    CompletedPart::builder().set_e_tag(out.e_tag).part_number(number).build(),
+                )
+            }
+        })
+        .buffered(4)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .context("complete multipart")?;
+    Ok(())
 }
 
 async fn drain<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<u64> {
