@@ -16,68 +16,25 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 GW_PORT=${GW_PORT:-18080}
 BARE_PORT=${BARE_PORT:-18081}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/sreworks/target}
+# shellcheck source=loadtests/lib.sh
+source loadtests/lib.sh
 
-die() { echo "gateway-bench: $*" >&2; exit 1; }
-
-scripts/infra.sh ensure
-for f in .local/secrets.env .local/run/infra.env; do
-  if [ -f "$f" ]; then set -a; . "$f"; set +a; fi
-done
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian)"; apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || die "could not install wrk"
 fi
-
-echo "building release binaries..."
-cargo build --release -q -p sreworks -p sw-loadtests
-BIN=$CARGO_TARGET_DIR/release
-
-run_id="b$(od -An -N5 -tx1 /dev/urandom | tr -d ' \n')"
-export SREWORKS_NATS__PREFIX=$run_id
-export SREWORKS_DATABASE__NAME_PREFIX="${run_id}_"
-export SREWORKS_REDIS__PREFIX=$run_id
+bench_init gateway-bench
 export SREWORKS_GATEWAY__LISTEN=127.0.0.1:$GW_PORT
-export SREWORKS_GATEWAY__RATE_LIMIT_PER_MINUTE=1000000000
-export SREWORKS_LOG__FILTER=warn
-export SREWORKS_APPMETA__ENCRYPTION_KEY=${SREWORKS_APPMETA__ENCRYPTION_KEY:-$(head -c32 /dev/urandom | base64)}
-ADMIN_PW="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
-export SREWORKS_ADMIN_PASSWORD=$ADMIN_PW
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  # Drop the bench's databases (same server and credentials as the platform).
-  python3 - "$run_id" <<'PY' || true
-import os, subprocess, sys, urllib.parse
-u = urllib.parse.urlparse(os.environ.get("SREWORKS_DATABASE__URL", "mysql://root@127.0.0.1:3306"))
-args = ["mariadb", "-h", u.hostname or "127.0.0.1", "-P", str(u.port or 3306), "-u", urllib.parse.unquote(u.username or "root"), "-N"]
-env = dict(os.environ, MYSQL_PWD=urllib.parse.unquote(u.password or ""))
-dbs = subprocess.run(args + ["-e", f"SHOW DATABASES LIKE '{sys.argv[1]}\\_%'"], capture_output=True, text=True, env=env).stdout.split()
-for db in dbs:
-    subprocess.run(args + ["-e", f"DROP DATABASE `{db}`"], env=env)
-PY
-}
-trap cleanup EXIT
-
-"$BIN/sreworks" migrate >/dev/null 2>&1 || die "migrate failed"
 t0=$(date +%s%N)
 "$BIN/sreworks" serve --target all >/tmp/sw-bench-server.log 2>&1 &
 sw_pid=$!; pids+=("$sw_pid")
-ready=""
-for _ in $(seq 1 300); do
-  if curl -fs "http://127.0.0.1:$GW_PORT/readyz" >/dev/null 2>&1; then ready=1; break; fi
-  sleep 0.02
-done
-[ -n "$ready" ] || { tail -20 /tmp/sw-bench-server.log; die "sreworks did not become ready"; }
+bench_wait_ready "$GW_PORT" /tmp/sw-bench-server.log
 t1=$(date +%s%N)
 startup_ms=$(( (t1 - t0) / 1000000 ))
 sleep 3
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$sw_pid/status")
 
-token=$(curl -fs -X POST "http://127.0.0.1:$GW_PORT/oauth/token" \
-  -d grant_type=password -d username=admin --data-urlencode "password=$ADMIN_PW" -d client_id=swcli |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') || die "login failed"
+token=$(bench_token "$GW_PORT")
 curl -fs -X POST "http://127.0.0.1:$GW_PORT/v1/apps" -H "authorization: Bearer $token" \
   -H 'content-type: application/json' -d '{"appId":"bench","name":"bench"}' >/dev/null || die "create app failed"
 curl -fs "http://127.0.0.1:$GW_PORT/v1/apps/bench" -H "authorization: Bearer $token" >/dev/null || die "get app failed"
