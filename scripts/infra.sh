@@ -20,8 +20,10 @@
 #
 # S3: the s3s-fs binary (cargo install s3s-fs --version 0.14.1 --features binary --locked), serving
 # .local/s3 with a key pair generated once into .local/secrets.env (SW_S3_ACCESS_KEY,
-# SW_S3_SECRET_KEY). Only an s3s-fs this script started is reused: another server on SW_S3_PORT has
-# credentials we do not know, so point SREWORKS_S3__ENDPOINT (and the keys) at it instead.
+# SW_S3_SECRET_KEY). Only an s3s-fs this script started is reused: another server on the port has
+# credentials we do not know, so without SW_S3_PORT this checkout starts its own on the next free port
+# (9001, 9002, ...); with SW_S3_PORT set, a foreign server there is an error. To use a server of your
+# own, point SREWORKS_S3__ENDPOINT (and the keys) at it instead.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -319,11 +321,40 @@ s3_credentials() {
   }
 }
 
+# The port of an s3s-fs this checkout started and that still runs, if any.
+our_s3_port() {
+  local s p pid
+  [[ -f $STARTED ]] || return 1
+  while read -r s p pid; do
+    if [[ $s == s3 ]] && pid_is "$pid" s3s-fs; then
+      echo "$p"
+      return 0
+    fi
+  done <"$STARTED"
+  return 1
+}
+
 ensure_s3() {
   local port=$S3_PORT pid
   if [[ -n ${SREWORKS_S3__ENDPOINT:-} ]]; then
     log "S3: using SREWORKS_S3__ENDPOINT from your environment (not managed here)"
     return
+  fi
+  # Without SW_S3_PORT, the port is ours to choose: another checkout's s3s-fs (or any other
+  # server) on 9000 has keys we do not know, so this checkout runs its own on the next free port.
+  if [[ -z ${SW_S3_PORT:-} ]]; then
+    local ours candidate
+    if ours=$(our_s3_port); then
+      port=$ours
+    elif port_open "$port"; then
+      for candidate in $(seq $((port + 1)) $((port + 99))); do
+        if ! port_open "$candidate"; then
+          log "S3: 127.0.0.1:$port is taken by a server this checkout did not start; using :$candidate"
+          port=$candidate
+          break
+        fi
+      done
+    fi
   fi
   if pid=$(our_pid s3 "$port" s3s-fs); then
     if ! S3_KEY=$(secret_get SW_S3_ACCESS_KEY) || ! S3_SECRET=$(secret_get SW_S3_SECRET_KEY); then
@@ -418,7 +449,7 @@ cmd_status() {
     nats) port=$NATS_PORT exe=nats-server ;;
     mariadb) port=$MYSQL_PORT exe=mariadbd ;;
     redis) port=$REDIS_PORT exe=redis-server ;;
-    s3) port=$S3_PORT exe=s3s-fs ;;
+    s3) port=$(our_s3_port || echo "$S3_PORT") exe=s3s-fs ;;
     esac
     if ! port_open "$port"; then
       state="not listening"
