@@ -221,6 +221,15 @@ impl KeySource for TestKeys {
 }
 
 /// Logs for tests: `RUST_LOG` decides, default warnings only; installed once per test binary.
+/// The folder of real outside data (`sreworks/`, `nab/`): `SREWORKS_FIXTURES` when set (as
+/// `scripts/test.sh` does), else `../shared/fixtures` beside the checkout.
+pub fn fixtures_dir() -> std::path::PathBuf {
+    match std::env::var_os("SREWORKS_FIXTURES") {
+        Some(dir) => dir.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
+    }
+}
+
 pub fn init_test_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

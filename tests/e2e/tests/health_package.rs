@@ -19,7 +19,7 @@ use sreworks_e2e::Suite;
 use sw_testkit::TestEnv;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sreworks/apps/health/build")
+    sw_testkit::fixtures_dir().join("sreworks/apps/health/build")
 }
 
 const MISSING: [&str; 3] =

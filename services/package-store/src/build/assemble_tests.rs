@@ -64,9 +64,8 @@ fn entry_names(zip_path: &Path) -> Vec<String> {
 }
 
 fn fixture_component() -> Y {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
-        "../../../shared/fixtures/sreworks/apps/health/build/K8S_MICROSERVICE_health.zip.dir/meta.yaml",
-    );
+    let path = sw_testkit::fixtures_dir()
+        .join("sreworks/apps/health/build/K8S_MICROSERVICE_health.zip.dir/meta.yaml");
     serde_yaml::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 

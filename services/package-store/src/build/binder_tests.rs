@@ -6,7 +6,7 @@ use serde_json::json;
 use super::*;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sreworks/apps")
+    sw_testkit::fixtures_dir().join("sreworks/apps")
 }
 
 fn fixture(rel: &str) -> Vec<u8> {

@@ -9,7 +9,7 @@ use zip::write::{SimpleFileOptions, ZipWriter};
 
 /// `../shared/fixtures/sreworks/apps/health/build`, from this crate's manifest dir.
 pub fn health_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sreworks/apps/health/build")
+    sw_testkit::fixtures_dir().join("sreworks/apps/health/build")
 }
 
 /// Re-zips an unpacked SREWorks package: each `X.zip.dir/` folder becomes the nested zip `X.zip`,
