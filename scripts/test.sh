@@ -22,13 +22,13 @@ cd "$ROOT"
 load_infra_env
 
 # The real SREWorks and NAB files the conformance tests read live beside the checkout
-# (../shared/fixtures) unless SREWORKS_FIXTURES points elsewhere; without them those tests cannot run.
-if [[ -z ${SREWORKS_FIXTURES:-} ]]; then
-  SREWORKS_FIXTURES=$(cd "$ROOT/.." && pwd)/shared/fixtures
+# (../shared/fixtures) unless SW_FIXTURES_DIR points elsewhere; without them those tests cannot run.
+if [[ -z ${SW_FIXTURES_DIR:-} ]]; then
+  SW_FIXTURES_DIR=$(cd "$ROOT/.." && pwd)/shared/fixtures
 fi
-[[ -d $SREWORKS_FIXTURES/sreworks ]] ||
-  die "test fixtures not found at $SREWORKS_FIXTURES (expected ../shared/fixtures beside the checkout); set SREWORKS_FIXTURES to their folder"
-export SREWORKS_FIXTURES
+[[ -d $SW_FIXTURES_DIR/sreworks ]] ||
+  die "test fixtures not found at $SW_FIXTURES_DIR (expected ../shared/fixtures beside the checkout); set SW_FIXTURES_DIR to their folder"
+export SW_FIXTURES_DIR
 
 # The outage scenario (tests/e2e) starts and stops a MariaDB of its own, whatever server infra reused:
 # it needs mariadbd and mariadb-install-db on PATH (/usr/sbin is not on a normal user's PATH).

@@ -221,10 +221,10 @@ impl KeySource for TestKeys {
 }
 
 /// Logs for tests: `RUST_LOG` decides, default warnings only; installed once per test binary.
-/// The folder of real outside data (`sreworks/`, `nab/`): `SREWORKS_FIXTURES` when set (as
+/// The folder of real outside data (`sreworks/`, `nab/`): `SW_FIXTURES_DIR` when set (as
 /// `scripts/test.sh` does), else `../shared/fixtures` beside the checkout.
 pub fn fixtures_dir() -> std::path::PathBuf {
-    match std::env::var_os("SREWORKS_FIXTURES") {
+    match std::env::var_os("SW_FIXTURES_DIR") {
         Some(dir) => dir.into(),
         None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
     }
