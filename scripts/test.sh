@@ -38,6 +38,17 @@ fi
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 require_cargo
+
+# Builds are shared between checkouts (CARGO_TARGET_DIR), but tests embed their checkout's path
+# (env!("CARGO_MANIFEST_DIR")) and cargo does not rebuild a test when only that path changed. When
+# the last test build came from another checkout, mark this one's sources as changed so its tests
+# are rebuilt against it (only the workspace's own crates recompile).
+target_dir=$CARGO_TARGET_DIR
+mkdir -p "$target_dir"
+if [[ $(cat "$target_dir/.sreworks-checkout" 2>/dev/null) != "$ROOT" ]]; then
+  git -C "$ROOT" ls-files -z -- '*.rs' 2>/dev/null | (cd "$ROOT" && xargs -0 -r touch)
+  echo "$ROOT" >"$target_dir/.sreworks-checkout"
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "cargo-nextest is missing: cargo install cargo-nextest --locked"
   cargo install cargo-nextest --locked || die "could not install cargo-nextest (see above)"
