@@ -26,6 +26,18 @@ impl Names {
     pub fn event_subject(&self, name: &str) -> String {
         format!("{}.events.{name}", self.prefix)
     }
+    /// `SW_COMMANDS` for prefix `sw`: the work queue of commands to executors.
+    pub fn commands_stream(&self) -> String {
+        format!("{}_COMMANDS", self.prefix.to_ascii_uppercase())
+    }
+    /// `sw.cmd.>`.
+    pub fn commands_wildcard(&self) -> String {
+        format!("{}.cmd.>", self.prefix)
+    }
+    /// `sw.cmd.k8s.apply` for `k8s.apply` (`<executor>.<verb>`).
+    pub fn command_subject(&self, name: &str) -> String {
+        format!("{}.cmd.{name}", self.prefix)
+    }
     /// `sw.api.appmeta`.
     pub fn api_group(&self, service: &str) -> String {
         format!("{}.api.{service}", self.prefix)
@@ -56,5 +68,20 @@ mod tests {
         assert_eq!(n.event_subject("appmeta.app.created"), "sw.events.appmeta.app.created");
         assert_eq!(n.api_subject("auth", "token"), "sw.api.auth.token");
         assert_eq!(n.service_name("auth"), "sw-auth");
+        assert_eq!(n.commands_stream(), "SW_COMMANDS");
+        assert_eq!(n.commands_wildcard(), "sw.cmd.>");
+        assert_eq!(n.command_subject("k8s.apply"), "sw.cmd.k8s.apply");
+        assert_eq!(n.command_subject("k8s.delete"), "sw.cmd.k8s.delete");
+    }
+
+    /// Test prefixes (`t` + hex) give streams and subjects of their own, disjoint from `sw`'s.
+    #[test]
+    fn a_test_prefix_never_overlaps_the_default() {
+        let t = Names::new("t0123abcdef");
+        assert_eq!(t.commands_stream(), "T0123ABCDEF_COMMANDS");
+        assert_eq!(t.command_subject("k8s.delete"), "t0123abcdef.cmd.k8s.delete");
+        assert!(!t.command_subject("k8s.apply").starts_with("sw."));
+        // Commands and events never share a subject space, so each lands in its own stream.
+        assert!(!t.command_subject("x").starts_with(t.events_wildcard().trim_end_matches('>')));
     }
 }

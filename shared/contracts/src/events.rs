@@ -161,6 +161,31 @@ pub fn catalogue() -> Vec<EventSpec> {
             packages::AppPackageTaskOut
         ),
         ev!(
+            "executor.component.applied",
+            "The k8s-executor applied a revision of a component instance (server-side apply); health follows.",
+            crate::executor::ComponentResult
+        ),
+        ev!(
+            "executor.component.healthy",
+            "Every object of the component instance's revision is healthy.",
+            crate::executor::ComponentResult
+        ),
+        ev!(
+            "executor.component.degraded",
+            "An object of the component instance turned Degraded after it had been applied.",
+            crate::executor::ComponentResult
+        ),
+        ev!(
+            "executor.component.failed",
+            "A command could not be carried out (`reason`: Timeout, StaleRevision, InvalidComponent, unsupported_component_type, ApplyConflict, ClusterUnavailable, …).",
+            crate::executor::ComponentResult
+        ),
+        ev!(
+            "executor.component.deleted",
+            "Every object the component instance owned was deleted.",
+            crate::executor::ComponentResult
+        ),
+        ev!(
             "bus.message.dead-lettered",
             "A consumer gave up on a message (retry limit reached or a permanent error) and moved it to the stream's dead-letter subject `sw.dlq.<stream>`.",
             crate::bus::DeadLettered

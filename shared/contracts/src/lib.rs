@@ -11,6 +11,7 @@ pub mod appmeta;
 pub mod auth;
 pub mod bus;
 pub mod events;
+pub mod executor;
 pub mod ids;
 pub mod packages;
 pub mod page;

@@ -68,10 +68,10 @@ impl TestEnv {
         Self { cfg, id }
     }
 
-    /// A connected bus with the events stream created.
+    /// A connected bus with the events and commands streams created.
     pub async fn bus(&self) -> Bus {
         let bus = Bus::connect(&self.cfg.nats).await.expect("NATS must run on the configured URL");
-        bus.ensure_streams().await.expect("events stream");
+        bus.ensure_streams().await.expect("events and commands streams");
         bus
     }
 
@@ -103,7 +103,7 @@ impl TestEnv {
         EventTap { messages }
     }
 
-    /// Drops this test's databases, stream and Redis keys.
+    /// Drops this test's databases, streams and Redis keys.
     pub async fn cleanup(&self) {
         if let Ok(db) = sea_orm::Database::connect(self.cfg.database.url.expose()).await
             && let Ok(rows) = db
@@ -121,6 +121,7 @@ impl TestEnv {
         }
         if let Ok(bus) = Bus::connect(&self.cfg.nats).await {
             let _ = bus.jetstream().delete_stream(bus.names().events_stream()).await;
+            let _ = bus.jetstream().delete_stream(bus.names().commands_stream()).await;
         }
         if let Ok(r) = Redis::connect(&self.cfg.redis).await {
             let mut c = r.conn();
