@@ -1,0 +1,12 @@
+//! k8s-executor: turns rendered components into Kubernetes objects, applies them and reports their
+//! health over JetStream.
+//!
+//! This first slice holds the two pure parts the service is built on, with no I/O:
+//! - [`render`]: a [`sw_contracts::executor::RenderedComponent`] (SREWorks `K8S_MICROSERVICE`,
+//!   `K8S_JOB`, raw manifests) plus its traits → the Kubernetes objects to apply, labelled and
+//!   annotated for ownership and revision;
+//! - [`health`]: an object's status → health in Argo CD's vocabulary, and a component's health as
+//!   the worst of its objects'.
+
+pub mod health;
+pub mod render;
