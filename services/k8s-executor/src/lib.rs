@@ -1,12 +1,16 @@
 //! k8s-executor: turns rendered components into Kubernetes objects, applies them and reports their
 //! health over JetStream.
 //!
-//! This first slice holds the two pure parts the service is built on, with no I/O:
+//! This first slice holds the pure parts the service is built on, with no I/O:
 //! - [`render`]: a [`sw_contracts::executor::RenderedComponent`] (SREWorks `K8S_MICROSERVICE`,
 //!   `K8S_JOB`, raw manifests) plus its traits → the Kubernetes objects to apply, labelled and
 //!   annotated for ownership and revision;
 //! - [`health`]: an object's status → health in Argo CD's vocabulary, and a component's health as
-//!   the worst of its objects'.
+//!   the worst of its objects';
+//! - [`plan`]: what to do with an apply or delete command given the inventory recorded for the
+//!   component instance — apply, resume, replay, prune or refuse — as pure, persisted-step
+//!   transitions that never prune a live object nor apply a stale revision.
 
 pub mod health;
+pub mod plan;
 pub mod render;

@@ -105,7 +105,11 @@ pub enum Health {
 }
 
 /// One Kubernetes object the executor applied, pruned or watched.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, JsonSchema)]
+// Ordered (apiVersion, kind, namespace, name) so the executor's inventory keeps sets of them in a
+// stable order; a plain comment so the published schemas do not change.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     pub api_version: String,
