@@ -9,8 +9,11 @@
 //!   the worst of its objects';
 //! - [`plan`]: what to do with an apply or delete command given the inventory recorded for the
 //!   component instance — apply, resume, replay, prune or refuse — as pure, persisted-step
-//!   transitions that never prune a live object nor apply a stale revision.
+//!   transitions that never prune a live object nor apply a stale revision;
+//! - [`kube_apply`] (the one module with I/O): server-side apply of the rendered objects
+//!   (conflicts surfaced, never forced), the ownership-checked prune, and reading objects back.
 
 pub mod health;
+pub mod kube_apply;
 pub mod plan;
 pub mod render;
