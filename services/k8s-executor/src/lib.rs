@@ -11,9 +11,14 @@
 //!   component instance — apply, resume, replay, prune or refuse — as pure, persisted-step
 //!   transitions that never prune a live object nor apply a stale revision;
 //! - [`kube_apply`] (the one module with I/O): server-side apply of the rendered objects
-//!   (conflicts surfaced, never forced), the ownership-checked prune, and reading objects back.
+//!   (conflicts surfaced, never forced), the ownership-checked prune, and reading objects back;
+//! - [`store`]: the [`plan::Inventory`] of each component instance in `sw_executor`, written by
+//!   compare-and-swap so two replicas never both advance one instance, and each command's result
+//!   kept for replay to a redelivery; [`migration`] is its schema.
 
 pub mod health;
 pub mod kube_apply;
+pub mod migration;
 pub mod plan;
 pub mod render;
+pub mod store;
