@@ -1,7 +1,7 @@
 //! k8s-executor: turns rendered components into Kubernetes objects, applies them and reports their
 //! health over JetStream.
 //!
-//! This first slice holds the pure parts the service is built on, with no I/O:
+//! The building blocks, pure unless said otherwise, and the service that wires them:
 //! - [`render`]: a [`sw_contracts::executor::RenderedComponent`] (SREWorks `K8S_MICROSERVICE`,
 //!   `K8S_JOB`, raw manifests) plus its traits → the Kubernetes objects to apply, labelled and
 //!   annotated for ownership and revision;
@@ -14,11 +14,14 @@
 //!   (conflicts surfaced, never forced), the ownership-checked prune, and reading objects back;
 //! - [`store`]: the [`plan::Inventory`] of each component instance in `sw_executor`, written by
 //!   compare-and-swap so two replicas never both advance one instance, and each command's result
-//!   kept for replay to a redelivery; [`migration`] is its schema.
+//!   kept for replay to a redelivery; [`migration`] is its schema;
+//! - [`service`]: the consumer of `k8s.apply` / `k8s.delete` commands that walks each through the
+//!   modules above and reports `executor.component.*` events through the outbox.
 
 pub mod health;
 pub mod kube_apply;
 pub mod migration;
 pub mod plan;
 pub mod render;
+pub mod service;
 pub mod store;

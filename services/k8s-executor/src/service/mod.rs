@@ -1,0 +1,182 @@
+//! The executor service: takes `k8s.apply` / `k8s.delete` commands off the commands stream and walks
+//! them through [`crate::render`], [`crate::plan`], [`crate::store`] and [`crate::kube_apply`].
+//!
+//! How a command moves through it:
+//! 1. [`sw_bus::consumer::run`] pulls it from `{PREFIX}_COMMANDS` (durable consumer [`DURABLE`],
+//!    shared by the executor's replicas), records its id in `sw_inbox` inside a transaction and hands
+//!    it to the [`handler`]; a command whose transaction already committed is only acked.
+//! 2. The handler renders the component, loads the instance's inventory and asks the plan what to do;
+//!    each transition is saved (compare-and-swap) *before* the side effect it allows, on the store's
+//!    own connection, so it survives a rollback of the consumer's transaction.
+//! 3. The result is recorded for replay ([`crate::store::Store::record_result`]) and its
+//!    `executor.component.*` event is written to the outbox in the consumer's transaction, so the
+//!    event is published (by the relay) only once the command is acked-to-be. A crash between the two
+//!    leaves the record, which the redelivery publishes again.
+//! 4. Transient failures (a cluster or the database unreachable, a lost compare-and-swap) roll back
+//!    and nak with the consumer's backoff; the inventory keeps the command in flight so the redelivery
+//!    resumes it. Permanent ones (an invalid component, a conflict with another field manager, a
+//!    stale revision) are reported as `executor.component.failed` and acked.
+//!
+//! Clusters come from a [`ClusterProvider`]. [`StaticClusters`] is a fixed map; the provider that asks
+//! appmeta over NATS for a cluster's (decrypted) credentials and caches one client per cluster comes
+//! next. Health watching after `applied` (`healthy` / `failed(Timeout)`) is not wired yet: the
+//! `applied` event carries the health of the objects as the apply answered them.
+
+mod handler;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use sw_bus::consumer::{ConsumerConfig, async_trait};
+use sw_bus::outbox::Outbox;
+use sw_bus::{Bus, BusError};
+use sw_config::Config;
+use tokio_util::sync::CancellationToken;
+
+pub use handler::{APPLY_COMMAND, CommandHandler, DELETE_COMMAND, EVENT_SERVICE};
+
+use crate::kube_apply::Cluster;
+use crate::migration::Migrator;
+use crate::store::{SERVICE, Store};
+
+/// The durable consumer the executor's replicas share on the commands stream.
+pub const DURABLE: &str = "k8s-executor";
+
+/// Why a cluster's client could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// No cluster with this id is known: the command fails (`UnknownCluster`) and is acked.
+    #[error("cluster {0:?} is not known")]
+    Unknown(String),
+    /// The cluster's description could not be fetched or its client built just now; the command
+    /// is retried.
+    #[error("cluster {cluster_id:?} is unavailable: {message}")]
+    Unavailable { cluster_id: String, message: String },
+}
+
+impl ClusterError {
+    /// Whether the same command may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClusterError::Unavailable { .. })
+    }
+}
+
+/// Where the executor gets the client of a cluster id. Behind a trait so the handler is tested with
+/// mock API servers; the appmeta-backed provider comes next.
+#[async_trait]
+pub trait ClusterProvider: Send + Sync + 'static {
+    async fn cluster(&self, cluster_id: &str) -> Result<Cluster, ClusterError>;
+}
+
+/// A fixed set of clusters by id.
+#[derive(Debug, Clone, Default)]
+pub struct StaticClusters {
+    clusters: HashMap<String, Cluster>,
+}
+
+impl StaticClusters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the cluster `cluster_id`.
+    pub fn with(mut self, cluster_id: impl Into<String>, cluster: Cluster) -> Self {
+        self.clusters.insert(cluster_id.into(), cluster);
+        self
+    }
+
+    /// Adds the cluster `config` describes; its client connects lazily.
+    pub fn with_config(
+        self,
+        cluster_id: impl Into<String>,
+        config: kube::Config,
+        call_timeout: Duration,
+    ) -> Result<Self, kube::Error> {
+        Ok(self.with(cluster_id, Cluster::connect(config, call_timeout)?))
+    }
+}
+
+#[async_trait]
+impl ClusterProvider for StaticClusters {
+    async fn cluster(&self, cluster_id: &str) -> Result<Cluster, ClusterError> {
+        self.clusters.get(cluster_id).cloned().ok_or_else(|| ClusterError::Unknown(cluster_id.to_owned()))
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The database could not be reached or migrated.
+    #[error(transparent)]
+    Db(#[from] sw_db::DbError),
+    /// The commands or events stream could not be set up.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// A built executor, ready to consume commands.
+pub struct Service {
+    bus: Bus,
+    db: DatabaseConnection,
+    outbox: Outbox,
+    consumer: ConsumerConfig,
+    store: Store,
+    clusters: Arc<dyn ClusterProvider>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("consumer", &self.consumer).finish_non_exhaustive()
+    }
+}
+
+/// Connects and migrates `{prefix}executor`, makes sure the streams exist, and sets up the consumer
+/// of `k8s.apply` and `k8s.delete` commands with clusters from `clusters`.
+pub async fn build(
+    cfg: &Config,
+    bus: Bus,
+    clusters: Arc<dyn ClusterProvider>,
+) -> Result<Service, BuildError> {
+    let db = sw_db::connect(&cfg.database, SERVICE).await?;
+    sw_db::migrate::<Migrator>(&db, &sw_db::database_name(&cfg.database, SERVICE)).await?;
+    bus.ensure_streams().await?;
+    let names = bus.names();
+    let mut consumer = ConsumerConfig::new(names.commands_stream(), DURABLE);
+    // One filter for both verbs: several filter subjects need NATS 2.10, and any other `k8s.*`
+    // verb is this executor's to refuse (dead-lettered as not an executor command).
+    consumer.filter_subjects = vec![names.command_subject("k8s.>")];
+    let outbox = Outbox::new(names.clone());
+    let store = Store::new(db.clone());
+    Ok(Service { bus, db, outbox, consumer, store, clusters })
+}
+
+impl Service {
+    /// The consumer's settings, to tune before [`Service::run_until_stopped`] (tests shorten the
+    /// backoff). The handler reads `max_deliver` from here when the service starts.
+    pub fn consumer_config_mut(&mut self) -> &mut ConsumerConfig {
+        &mut self.consumer
+    }
+
+    /// Consumes commands and relays the outbox until `shutdown`; in-flight commands drain first,
+    /// then the relay makes its last pass so their events go out too.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BusError> {
+        let handler = Arc::new(CommandHandler::new(
+            self.store,
+            self.outbox.clone(),
+            self.clusters,
+            self.bus.names().clone(),
+            self.consumer.max_deliver,
+        ));
+        let relay_stop = CancellationToken::new();
+        let relay =
+            tokio::spawn(self.outbox.relay(self.db.clone(), self.bus.clone()).run(relay_stop.clone()));
+        let consumed = sw_bus::consumer::run(self.bus, self.db, self.consumer, handler, shutdown).await;
+        relay_stop.cancel();
+        if let Err(e) = relay.await {
+            tracing::warn!(error = %e, "Outbox relay task ended abnormally.");
+        }
+        consumed
+    }
+}
