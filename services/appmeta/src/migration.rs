@@ -32,12 +32,9 @@ impl MigrationName for M0001Catalogue {
     }
 }
 
-const TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-
 #[async_trait::async_trait]
 impl MigrationTrait for M0001Catalogue {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
         // Labels and specs are JSON documents kept as text; MariaDB's JSON functions work on
         // them (the label filter uses JSON_CONTAINS) and reading them needs no JSON column type.
         let statements = [
@@ -101,17 +98,10 @@ impl MigrationTrait for M0001Catalogue {
                 updated_at DATETIME(6) NOT NULL
             )",
         ];
-        for sql in statements {
-            db.execute_unprepared(&format!("{sql} {TABLE_OPTIONS}")).await?;
-        }
-        Ok(())
+        sw_db::create_tables(manager, &statements).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for table in ["components", "apps", "stages", "namespaces", "clusters"] {
-            db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}")).await?;
-        }
-        Ok(())
+        sw_db::drop_tables(manager, &["components", "apps", "stages", "namespaces", "clusters"]).await
     }
 }

@@ -40,7 +40,7 @@ const TABLES: &[&str] = &[
         version BIGINT NOT NULL,
         created_at DATETIME(6) NOT NULL,
         updated_at DATETIME(6) NOT NULL
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    )",
     // `secret_hash` is the hex SHA-256 of a 32-byte random secret (see `secrets.rs` for why not argon2).
     "CREATE TABLE IF NOT EXISTS clients (
         client_id VARCHAR(64) NOT NULL PRIMARY KEY,
@@ -52,7 +52,7 @@ const TABLES: &[&str] = &[
         version BIGINT NOT NULL,
         created_at DATETIME(6) NOT NULL,
         updated_at DATETIME(6) NOT NULL
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    )",
     // One family per login; every refresh-token rotation stays in the family. Revoking the family
     // (reuse detected, logout, password change, user or client deleted) makes all its tokens unusable,
     // including one being minted concurrently.
@@ -66,7 +66,7 @@ const TABLES: &[&str] = &[
         KEY ix_families_user (username),
         KEY ix_families_client (client_id),
         KEY ix_families_expires (expires_at)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    )",
     // Only the SHA-256 of each opaque token is stored.
     "CREATE TABLE IF NOT EXISTS refresh_tokens (
         id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -80,7 +80,7 @@ const TABLES: &[&str] = &[
         UNIQUE KEY ux_refresh_hash (token_hash),
         KEY ix_refresh_family (family_id),
         KEY ix_refresh_expires (expires_at)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    )",
     // `active_slot` is 1 for the active key and NULL for retired ones; its unique index lets at most
     // one key be active, so two replicas starting (or rotating) at once cannot both create one.
     "CREATE TABLE IF NOT EXISTS signing_keys (
@@ -92,24 +92,20 @@ const TABLES: &[&str] = &[
         created_at DATETIME(6) NOT NULL,
         retired_at DATETIME(6) NULL,
         UNIQUE KEY ux_keys_active (active_slot)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    )",
 ];
 
 #[async_trait]
 impl MigrationTrait for M0001AuthTables {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for sql in TABLES {
-            db.execute_unprepared(sql).await?;
-        }
-        Ok(())
+        sw_db::create_tables(manager, TABLES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for t in ["signing_keys", "refresh_tokens", "refresh_families", "clients", "users"] {
-            db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}")).await?;
-        }
-        Ok(())
+        sw_db::drop_tables(
+            manager,
+            &["signing_keys", "refresh_tokens", "refresh_families", "clients", "users"],
+        )
+        .await
     }
 }

@@ -27,12 +27,9 @@ impl MigrationName for M0001Inventory {
     }
 }
 
-const TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-
 #[async_trait::async_trait]
 impl MigrationTrait for M0001Inventory {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
         // Documents are JSON kept as text (as in appmeta); the store parses and checks them on
         // every read, so the column type adds nothing. `version` is the compare-and-swap guard.
         // The instance key leaves out `app_id`: the objects of two apps cannot share a component
@@ -65,17 +62,10 @@ impl MigrationTrait for M0001Inventory {
                 created_at DATETIME(6) NOT NULL
             )",
         ];
-        for sql in statements {
-            db.execute_unprepared(&format!("{sql} {TABLE_OPTIONS}")).await?;
-        }
-        Ok(())
+        sw_db::create_tables(manager, &statements).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for table in ["processed_command", "component_inventory"] {
-            db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}")).await?;
-        }
-        Ok(())
+        sw_db::drop_tables(manager, &["processed_command", "component_inventory"]).await
     }
 }

@@ -112,6 +112,35 @@ pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, db_name: &str) -
     Ok(())
 }
 
+/// The options of every table the services create: InnoDB, utf8mb4 with binary collation (ids,
+/// versions and keys compare byte for byte).
+pub const TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+/// Runs `CREATE TABLE IF NOT EXISTS ...` statements (without table options) in order, each with
+/// [`TABLE_OPTIONS`] appended: the `up` of a migration.
+pub async fn create_tables(
+    manager: &sea_orm_migration::SchemaManager<'_>,
+    statements: &[&str],
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for sql in statements {
+        db.execute_unprepared(&format!("{sql} {TABLE_OPTIONS}")).await?;
+    }
+    Ok(())
+}
+
+/// Drops `tables` in order if they exist: the `down` of a migration.
+pub async fn drop_tables(
+    manager: &sea_orm_migration::SchemaManager<'_>,
+    tables: &[&str],
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for table in tables {
+        db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}")).await?;
+    }
+    Ok(())
+}
+
 /// Drops the service's database (tests clean up with it).
 pub async fn drop_database(cfg: &DatabaseConfig, service: &str) -> Result<(), DbError> {
     let name = database_name(cfg, service);

@@ -2,8 +2,6 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::TABLE_OPTIONS;
-
 /// app_package, component_package, app_package_component.
 #[derive(Debug)]
 pub(super) struct Migration;
@@ -17,7 +15,6 @@ impl MigrationName for Migration {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
         // `tags` and `meta` are JSON kept as text (tags are filtered with JSON_CONTAINS).
         let statements = [
             "CREATE TABLE IF NOT EXISTS app_package (
@@ -66,17 +63,10 @@ impl MigrationTrait for Migration {
                 KEY idx_app_package_component_component (component_package_id)
             )",
         ];
-        for sql in statements {
-            db.execute_unprepared(&format!("{sql} {TABLE_OPTIONS}")).await?;
-        }
-        Ok(())
+        sw_db::create_tables(manager, &statements).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for table in ["app_package_component", "component_package", "app_package"] {
-            db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}")).await?;
-        }
-        Ok(())
+        sw_db::drop_tables(manager, &["app_package_component", "component_package", "app_package"]).await
     }
 }

@@ -2,8 +2,6 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::TABLE_OPTIONS;
-
 /// package_task.
 #[derive(Debug)]
 pub(super) struct Migration;
@@ -48,12 +46,10 @@ impl MigrationTrait for Migration {
                 KEY idx_package_task_claim (status, id),
                 KEY idx_package_task_lease (status, lease_until)
             )";
-        manager.get_connection().execute_unprepared(&format!("{sql} {TABLE_OPTIONS}")).await?;
-        Ok(())
+        sw_db::create_tables(manager, &[sql]).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS package_task").await?;
-        Ok(())
+        sw_db::drop_tables(manager, &["package_task"]).await
     }
 }

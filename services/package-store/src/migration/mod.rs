@@ -40,7 +40,3 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
-
-/// The table options every package-store table uses (binary collation: versions and keys compare
-/// byte for byte).
-pub const TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
