@@ -186,8 +186,9 @@ fn multipart_error(e: multer::Error) -> ApiError {
     }
 }
 
-/// The temporary file being written, with its running digest and size.
-struct Sink {
+/// A temporary file being written, with its running digest and size (package uploads here, chart
+/// parts of build tasks in `build_tasks::receive`). Deleted when the handle drops.
+pub(crate) struct Sink {
     file: tokio::fs::File,
     path: TempPath,
     sha256: Sha256,
@@ -196,9 +197,19 @@ struct Sink {
 }
 
 impl Sink {
-    async fn create(dir: Option<&Path>, limit: u64) -> Result<Self, ApiError> {
+    /// A new file in `dir` (the system temp folder when `None`); more than `limit` bytes is a 413.
+    pub(crate) async fn create(dir: Option<&Path>, limit: u64) -> Result<Self, ApiError> {
+        Self::named(dir, "sw-upload-", ".zip", limit).await
+    }
+
+    pub(crate) async fn named(
+        dir: Option<&Path>,
+        prefix: &str,
+        suffix: &str,
+        limit: u64,
+    ) -> Result<Self, ApiError> {
         let mut builder = tempfile::Builder::new();
-        builder.prefix("sw-upload-").suffix(".zip");
+        builder.prefix(prefix).suffix(suffix);
         let tmp = match dir {
             Some(d) => builder.tempfile_in(d),
             None => builder.tempfile(),
@@ -208,7 +219,7 @@ impl Sink {
         Ok(Self { file: tokio::fs::File::from_std(file), path, sha256: Sha256::new(), size: 0, limit })
     }
 
-    async fn write(&mut self, chunk: &Bytes) -> Result<(), ApiError> {
+    pub(crate) async fn write(&mut self, chunk: &Bytes) -> Result<(), ApiError> {
         self.size += chunk.len() as u64;
         if self.size > self.limit {
             return Err(too_large(self.limit));
@@ -217,7 +228,7 @@ impl Sink {
         self.file.write_all(chunk).await.map_err(|e| spool_failed(&e))
     }
 
-    async fn finish(mut self) -> Result<Spooled, ApiError> {
+    pub(crate) async fn finish(mut self) -> Result<Spooled, ApiError> {
         self.file.flush().await.map_err(|e| spool_failed(&e))?;
         drop(self.file);
         Ok(Spooled { path: self.path, size: self.size, sha256: hex::encode(self.sha256.finalize()) })

@@ -8,17 +8,16 @@
 
 use std::path::Path;
 
-use bytes::Bytes;
 use serde_json::Value;
 use sw_bus::{BlobError, BlobReader};
 use sw_contracts::FieldError;
 use sw_contracts::packages::AppPackageTaskIn;
 use sw_http::ApiError;
 use tempfile::TempPath;
-use tokio::io::AsyncWriteExt;
 
 use super::invalid_build;
 use crate::build::{BuildLimits, CHART_PART_PREFIX, chart_part_component, check_component_name};
+use crate::upload::Sink;
 
 /// The form part holding the build spec.
 pub(crate) const SPEC_PART: &str = "build.yaml";
@@ -187,12 +186,13 @@ async fn receive_form(
                     return Err(too_large("The number of chart parts", limits.max_components as u64));
                 }
                 let component = component.to_owned();
-                let mut sink = Sink::create(spool_dir).await?;
+                // multer enforces the part's size limit (`form_error` names it), so no second one here.
+                let mut sink = Sink::named(spool_dir, "sw-chart-", "", u64::MAX).await?;
                 while let Some(chunk) = field.chunk().await.map_err(|e| form_error(e, limits))? {
                     sink.write(&chunk).await?;
                 }
-                let (path, size) = sink.finish().await?;
-                charts.push(ChartUpload { component, path, size });
+                let spooled = sink.finish().await?;
+                charts.push(ChartUpload { component, path: spooled.path, size: spooled.size });
             }
         }
     }
@@ -222,38 +222,6 @@ fn form_error(e: multer::Error, limits: &BuildLimits) -> ApiError {
             None => too_large("A part", *limit),
         },
         _ => ApiError::bad_request("malformed_multipart", format!("The multipart body is invalid: {e}")),
-    }
-}
-
-/// A temporary file being written.
-struct Sink {
-    file: tokio::fs::File,
-    path: TempPath,
-    size: u64,
-}
-
-impl Sink {
-    async fn create(dir: Option<&Path>) -> Result<Self, ApiError> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("sw-chart-");
-        let tmp = match dir {
-            Some(d) => builder.tempfile_in(d),
-            None => builder.tempfile(),
-        }
-        .map_err(|e| ApiError::internal(&e))?;
-        let (file, path) = tmp.into_parts();
-        Ok(Self { file: tokio::fs::File::from_std(file), path, size: 0 })
-    }
-
-    async fn write(&mut self, chunk: &Bytes) -> Result<(), ApiError> {
-        self.size += chunk.len() as u64;
-        self.file.write_all(chunk).await.map_err(|e| ApiError::internal(&e))
-    }
-
-    async fn finish(mut self) -> Result<(TempPath, u64), ApiError> {
-        self.file.flush().await.map_err(|e| ApiError::internal(&e))?;
-        drop(self.file);
-        Ok((self.path, self.size))
     }
 }
 
