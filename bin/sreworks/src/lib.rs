@@ -16,6 +16,7 @@ use sw_authz::{BusKeySource, Verifier};
 use sw_bus::Bus;
 use sw_config::Config;
 use sw_gateway::ReadinessCheck;
+use sw_k8s_executor::service::AppmetaClusters;
 use sw_redis::Redis;
 use sw_telemetry::Telemetry;
 use tokio::task::JoinSet;
@@ -27,17 +28,20 @@ pub enum Target {
     Auth,
     Appmeta,
     PackageStore,
+    K8sExecutor,
     Gateway,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [Target::Auth, Target::Appmeta, Target::PackageStore, Target::Gateway];
+    pub const ALL: [Target; 5] =
+        [Target::Auth, Target::Appmeta, Target::PackageStore, Target::K8sExecutor, Target::Gateway];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::Auth => "auth",
             Target::Appmeta => "appmeta",
             Target::PackageStore => "package-store",
+            Target::K8sExecutor => "k8s-executor",
             Target::Gateway => "gateway",
         }
     }
@@ -57,7 +61,7 @@ impl FromStr for Targets {
                 continue;
             }
             let t = Target::ALL.into_iter().find(|t| t.name() == part).ok_or_else(|| {
-                format!("unknown target '{part}' (known: all, auth, appmeta, package-store, gateway)")
+                format!("unknown target '{part}' (known: all, auth, appmeta, package-store, k8s-executor, gateway)")
             })?;
             out.push(t);
         }
@@ -79,6 +83,7 @@ pub async fn migrate(cfg: &Config, targets: &Targets) -> anyhow::Result<()> {
             Target::PackageStore => {
                 sw_package_store::migrate(cfg).await.context("package-store migrations")?
             }
+            Target::K8sExecutor => sw_k8s_executor::migrate(cfg).await.context("k8s-executor migrations")?,
             Target::Gateway => {}
         }
     }
@@ -168,6 +173,20 @@ pub async fn start(
                     ("package-store", svc.run_until_stopped(stop).await.map_err(Into::into))
                 });
             }
+            Target::K8sExecutor => {
+                // Clusters come from appmeta; their credentials are opened here, with the key
+                // appmeta seals them with.
+                let clusters =
+                    AppmetaClusters::from_config(cfg, bus.clone()).context("starting k8s-executor")?;
+                let svc = sw_k8s_executor::service::build(cfg, bus.clone(), Arc::new(clusters))
+                    .await
+                    .context("starting k8s-executor")?;
+                readiness.push(db_check("k8s-executor", svc.db()));
+                let stop = shutdown.clone();
+                tasks.spawn(async move {
+                    ("k8s-executor", svc.run_until_stopped(stop).await.map_err(Into::into))
+                });
+            }
             Target::Gateway => {}
         }
     }
@@ -215,6 +234,11 @@ mod tests {
             "package-store,appmeta".parse::<Targets>().unwrap().0,
             vec![Target::Appmeta, Target::PackageStore]
         );
+        assert_eq!(
+            "gateway,k8s-executor".parse::<Targets>().unwrap().0,
+            vec![Target::K8sExecutor, Target::Gateway]
+        );
+        assert!("all".parse::<Targets>().unwrap().0.contains(&Target::K8sExecutor));
         assert!("nope".parse::<Targets>().is_err());
         assert!("".parse::<Targets>().is_err());
     }

@@ -15,11 +15,10 @@
 //! so nothing is published for it. Updates are compare-and-swap on a `version` column so replicas
 //! never lose an update.
 //!
-//! Cluster credentials are write-only: they are sealed with AES-256-GCM ([`crypto`]) bound to the
+//! Cluster credentials are write-only: they are sealed with AES-256-GCM ([`sw_crypto`]) bound to the
 //! cluster id before they reach the database, and no reply, event or log line carries them.
 
 pub mod authz;
-pub mod crypto;
 pub mod entity;
 pub mod migration;
 mod ops;
@@ -80,7 +79,7 @@ pub async fn build(
     _redis: sw_redis::Redis,
     verifier: Verifier,
 ) -> Result<Service, BuildError> {
-    let key = crypto::CredentialKey::new(cfg.require_appmeta_key()?);
+    let key = sw_crypto::CredentialKey::new(cfg.require_appmeta_key()?);
     let db = sw_db::connect(&cfg.database, SERVICE).await?;
     sw_db::migrate::<migration::Migrator>(&db, &sw_db::database_name(&cfg.database, SERVICE)).await?;
     let ctx = Arc::new(Ctx { db, outbox: Outbox::new(bus.names().clone()), verifier, key });

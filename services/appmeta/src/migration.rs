@@ -84,7 +84,7 @@ impl MigrationTrait for M0001Catalogue {
                 PRIMARY KEY (namespace_id, stage_id),
                 CONSTRAINT fk_stages_namespace FOREIGN KEY (namespace_id) REFERENCES namespaces (namespace_id)
             )",
-            // `credentials` is the sealed blob of crate::crypto (format byte, nonce, ciphertext + tag).
+            // `credentials` is the sealed blob of sw_crypto (format byte, nonce, ciphertext + tag).
             "CREATE TABLE IF NOT EXISTS clusters (
                 cluster_id VARCHAR(63) NOT NULL PRIMARY KEY,
                 name VARCHAR(128) NOT NULL,

@@ -25,3 +25,12 @@ pub mod plan;
 pub mod render;
 pub mod service;
 pub mod store;
+
+/// Creates the executor's database (`{name_prefix}executor`) if needed and applies its migrations
+/// (`sreworks migrate`).
+pub async fn migrate(cfg: &sw_config::Config) -> Result<(), sw_db::DbError> {
+    let db = sw_db::connect(&cfg.database, store::SERVICE).await?;
+    sw_db::migrate::<migration::Migrator>(&db, &sw_db::database_name(&cfg.database, store::SERVICE)).await?;
+    db.close().await.ok();
+    Ok(())
+}

@@ -65,6 +65,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub s3: S3Config,
     pub package_store: PackageStoreConfig,
+    pub executor: ExecutorConfig,
     /// Drain deadline on shutdown, in seconds: in-flight requests and messages get this long to finish.
     pub shutdown_grace_secs: u64,
 }
@@ -82,6 +83,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             s3: S3Config::default(),
             package_store: PackageStoreConfig::default(),
+            executor: ExecutorConfig::default(),
             shutdown_grace_secs: 10,
         }
     }
@@ -410,6 +412,61 @@ impl Default for PackageStoreConfig {
     }
 }
 
+/// The k8s-executor: its calls to clusters, the clients it keeps, and how it watches health.
+/// Cluster credentials are opened with `appmeta.encryption_key`, the key appmeta seals them with.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Deadline of one Kubernetes API call, in seconds: a cluster slower than that fails (and
+    /// retries) only the command it serves.
+    pub call_timeout_secs: u64,
+    /// How long a cluster's client is used before appmeta is asked again whether the cluster
+    /// changed, in seconds (an unchanged cluster keeps its client).
+    pub cluster_cache_secs: u64,
+    /// How often the health of applied components is read back, in milliseconds.
+    pub health_poll_ms: u64,
+    /// How long one replica holds the health watch of a component before another may take it
+    /// over, in seconds.
+    pub health_lease_secs: u64,
+    /// How long the result of a command is kept for replay to a redelivery, in hours.
+    pub result_retention_hours: u64,
+    /// Commands one replica works on at once: a cluster that answers slowly or not at all holds
+    /// only the slots of its own commands (each for at most `call_timeout_secs` per call), so the
+    /// other clusters' commands go on in the remaining ones.
+    pub concurrency: u64,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout_secs: 10,
+            cluster_cache_secs: 60,
+            health_poll_ms: 2_000,
+            health_lease_secs: 30,
+            result_retention_hours: 24 * 7,
+            concurrency: 8,
+        }
+    }
+}
+
+impl ExecutorConfig {
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_secs(self.call_timeout_secs)
+    }
+    pub fn cluster_cache(&self) -> Duration {
+        Duration::from_secs(self.cluster_cache_secs)
+    }
+    pub fn health_poll(&self) -> Duration {
+        Duration::from_millis(self.health_poll_ms)
+    }
+    pub fn health_lease(&self) -> Duration {
+        Duration::from_secs(self.health_lease_secs)
+    }
+    pub fn result_retention(&self) -> Duration {
+        Duration::from_secs(self.result_retention_hours * 3600)
+    }
+}
+
 /// S3 bucket naming rules: 3-63 characters of a-z, 0-9, '-' and '.', starting and ending with a
 /// letter or digit.
 fn valid_bucket_name(name: &str) -> bool {
@@ -504,7 +561,25 @@ impl Config {
         if self.appmeta.encryption_key.is_some() && self.appmeta.key_bytes().is_none() {
             return Err(invalid("appmeta.encryption_key", "must be 32 bytes encoded in base64"));
         }
-        self.validate_s3()
+        self.validate_s3()?;
+        self.validate_executor()
+    }
+
+    fn validate_executor(&self) -> Result<(), ConfigError> {
+        let ex = &self.executor;
+        for (name, v) in [
+            ("executor.call_timeout_secs", ex.call_timeout_secs),
+            ("executor.cluster_cache_secs", ex.cluster_cache_secs),
+            ("executor.health_poll_ms", ex.health_poll_ms),
+            ("executor.health_lease_secs", ex.health_lease_secs),
+            ("executor.result_retention_hours", ex.result_retention_hours),
+            ("executor.concurrency", ex.concurrency),
+        ] {
+            if v == 0 {
+                return Err(invalid(name, "must be > 0"));
+            }
+        }
+        Ok(())
     }
 
     fn validate_s3(&self) -> Result<(), ConfigError> {

@@ -131,3 +131,53 @@ fn gateway_streaming_limits_are_validated() {
         assert!(e.contains(key), "{e}");
     }
 }
+
+#[test]
+fn executor_settings_layer_and_are_validated() {
+    let d = ExecutorConfig::default();
+    assert_eq!(
+        (
+            d.call_timeout_secs,
+            d.cluster_cache_secs,
+            d.health_poll_ms,
+            d.health_lease_secs,
+            d.result_retention_hours
+        ),
+        (10, 60, 2_000, 30, 168)
+    );
+    assert_eq!((d.call_timeout(), d.health_poll()), (Duration::from_secs(10), Duration::from_millis(2_000)));
+    assert_eq!(d.result_retention(), Duration::from_secs(168 * 3600));
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("c.toml", "[executor]\ncall_timeout_secs = 3\nhealth_poll_ms = 250\n")?;
+        jail.set_env("SREWORKS_EXECUTOR__CLUSTER_CACHE_SECS", "5");
+        let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(
+            (c.executor.call_timeout(), c.executor.cluster_cache()),
+            (Duration::from_secs(3), Duration::from_secs(5))
+        );
+        assert_eq!(c.executor.health_poll(), Duration::from_millis(250));
+        assert_eq!(c.executor.health_lease_secs, 30);
+        Ok(())
+    });
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SREWORKS_EXECUTOR__NO_SUCH_KEY", "1");
+        let e = Config::load(None).unwrap_err().to_string();
+        assert!(e.contains("no_such_key"), "{e}");
+        Ok(())
+    });
+    for (key, set) in [
+        (
+            "executor.call_timeout_secs",
+            (|e: &mut ExecutorConfig| e.call_timeout_secs = 0) as fn(&mut ExecutorConfig),
+        ),
+        ("executor.cluster_cache_secs", |e: &mut ExecutorConfig| e.cluster_cache_secs = 0),
+        ("executor.health_poll_ms", |e: &mut ExecutorConfig| e.health_poll_ms = 0),
+        ("executor.health_lease_secs", |e: &mut ExecutorConfig| e.health_lease_secs = 0),
+        ("executor.result_retention_hours", |e: &mut ExecutorConfig| e.result_retention_hours = 0),
+    ] {
+        let mut c = Config::default();
+        set(&mut c.executor);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(key), "{e}");
+    }
+}

@@ -452,6 +452,25 @@ pub struct ClusterDeleted {
     pub cluster_id: Name,
 }
 
+/// What the k8s-executor needs to reach a cluster: the answer of appmeta's internal operation
+/// `clusters.connection`, asked over NATS only (no HTTP route, not in the OpenAPI document).
+///
+/// The credentials stay sealed (see `sw_crypto`): only a holder of `appmeta.encryption_key`, the
+/// executor, opens them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConnection {
+    pub cluster_id: Name,
+    /// The API server URL; `None` for kubeconfig credentials, which carry their own.
+    pub api_url: Option<String>,
+    /// `token` or `kubeconfig`, as in [`ClusterOut::credential_kind`].
+    pub credential_kind: String,
+    /// Standard base64 of the sealed credentials blob (`sw_crypto::seal_credentials`).
+    pub sealed_credentials: String,
+    /// The cluster's version: it changes whenever anything about the cluster does.
+    pub version: i64,
+}
+
 /// `Option<Option<T>>` that tells an absent field (`None`) from an explicit `null` (`Some(None)`).
 mod double_option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -15,7 +15,7 @@ pub struct Model {
     pub api_url: Option<String>,
     /// `token` or `kubeconfig`; the only thing said about the credentials.
     pub credential_kind: String,
-    /// Sealed with [`crate::crypto::seal_credentials`]; never leaves the service unsealed.
+    /// Sealed with [`sw_crypto::seal_credentials`]; never leaves the service unsealed.
     pub credentials: Vec<u8>,
     pub labels: String,
     pub version: i64,

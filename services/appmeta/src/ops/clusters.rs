@@ -1,22 +1,24 @@
 //! `clusters.*`: registered Kubernetes clusters (global scope).
 //!
 //! Credentials are write-only: they are checked, sealed with the cluster id as associated data
-//! ([`crate::crypto`]) and stored; replies and events carry only `credentialKind`.
+//! ([`sw_crypto`]) and stored; replies and events carry only `credentialKind`. The one operation
+//! that hands out the sealed blob, still sealed, is the internal [`connection`] the k8s-executor asks.
 
 use std::sync::Arc;
 
+use base64::Engine;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use sw_authz::Scope;
 use sw_bus::{RpcCall, RpcReply};
 use sw_contracts::Name;
-use sw_contracts::appmeta::{ClusterDeleted, ClusterIn, ClusterPatch};
+use sw_contracts::appmeta::{ClusterConnection, ClusterDeleted, ClusterIn, ClusterPatch};
+use sw_crypto::seal_credentials;
 use sw_http::ApiError;
 
 use super::namespaces::ListQuery;
 use super::store::{delete_with_event, insert_with_event, paged, update_cas};
 use super::{Ctx, corrupt, event, now, path_id};
 use crate::authz::{Op, allowed};
-use crate::crypto::seal_credentials;
 use crate::entity::{cluster, labels_to_db};
 use crate::validate::{self, Errors};
 
@@ -168,4 +170,36 @@ pub(super) async fn delete(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, Api
     )
     .await?;
     Ok(RpcReply::no_content())
+}
+
+/// The body of [`connection`].
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConnectionIn {
+    cluster_id: Name,
+}
+
+/// `clusters.connection` (internal, NATS only): what the k8s-executor needs to reach a cluster —
+/// its API URL, credential kind, version and the credentials *still sealed* (base64 of the blob).
+///
+/// Asked with `{"clusterId": "..."}`; 404 for an unknown cluster.
+///
+/// It checks no user token, on purpose: the executor acts for the platform, not for a user, and has
+/// none. What makes that safe: the blob is useless without `appmeta.encryption_key` (AES-256-GCM
+/// bound to the cluster id; only appmeta and the executor hold the key), and internal subjects are
+/// protected by NATS permissions — the gateway has no route to this operation (it is in neither
+/// the gateway's routes nor the OpenAPI document), and deployments grant `api.appmeta.clusters.connection`
+/// only to the executor's NATS user.
+pub(super) async fn connection(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
+    let mut errs = Errors::new();
+    let input: ConnectionIn = validate::parse_body(call.envelope.body.clone(), &["clusterId"], &mut errs)?;
+    errs.finish()?;
+    let row = find(&ctx.db, &input.cluster_id).await?;
+    Ok(RpcReply::ok(ClusterConnection {
+        cluster_id: input.cluster_id,
+        api_url: row.api_url,
+        credential_kind: row.credential_kind,
+        sealed_credentials: base64::engine::general_purpose::STANDARD.encode(&row.credentials),
+        version: row.version,
+    }))
 }

@@ -19,11 +19,11 @@ use sw_authz::{Principal, Verifier};
 use sw_bus::outbox::Outbox;
 use sw_bus::{CloudEvent, Router, RpcCall, RpcReply};
 use sw_contracts::IdError;
+use sw_crypto::CredentialKey;
 use sw_http::ApiError;
 
 use crate::SERVICE;
 use crate::authz::{self, Op};
-use crate::crypto::CredentialKey;
 use crate::entity::CorruptRow;
 
 /// What every handler needs.
@@ -70,6 +70,8 @@ pub(crate) fn router(ctx: &Arc<Ctx>) -> Router {
         .route("clusters.get", bind(ctx, clusters::get))
         .route("clusters.update", bind(ctx, clusters::update))
         .route("clusters.delete", bind(ctx, clusters::delete))
+        // Internal: asked by the k8s-executor over NATS, never routed by the gateway.
+        .route("clusters.connection", bind(ctx, clusters::connection))
 }
 
 /// Turns `handler(ctx, call)` into a route closure holding its own reference to the context.

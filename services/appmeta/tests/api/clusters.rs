@@ -1,13 +1,14 @@
 //! Clusters: credentials are validated, sealed at rest bound to the cluster id, and never
 //! returned or published; lifecycle, validation, the matrix, and start-up without a key.
 
+use base64::Engine;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
-use sw_appmeta::crypto::{CredentialKey, decrypt_credentials};
-use sw_contracts::appmeta::ClusterCredentials;
+use sw_contracts::appmeta::{ClusterConnection, ClusterCredentials};
 use sw_contracts::auth::Role;
+use sw_crypto::{CredentialKey, decrypt_credentials};
 
-use crate::support::{Json, TestApp, body, global, ids, req, team};
+use crate::support::{Json, TestApp, body, field_names, global, ids, req, team};
 
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.sa-token-very-secret";
 const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBdummyCAcertificateBody\n-----END CERTIFICATE-----\n";
@@ -298,4 +299,73 @@ async fn build_refuses_to_start_without_an_encryption_key() {
     assert!(matches!(err, sw_appmeta::BuildError::Config(_)), "{err:?}");
     assert!(err.to_string().contains("appmeta.encryption_key"), "{err}");
     env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_executor_gets_the_sealed_connection_without_a_user_token() {
+    let mut t = TestApp::spawn().await;
+    let admin = t.admin.clone();
+    let key = CredentialKey::new(t.env.cfg.require_appmeta_key().unwrap());
+    let creds = json!({"kind": "token", "token": TOKEN, "caCert": CA});
+    t.expect(
+        "clusters.create",
+        &admin,
+        body(json!({"clusterId": "prod", "apiUrl": "https://k8s.example.com:6443", "credentials": creds})),
+        201,
+    )
+    .await;
+    t.event("appmeta.cluster.created", "prod").await;
+
+    // No bearer token: the internal operation answers the executor, which has none.
+    let conn = connection(&t, json!({"clusterId": "prod"})).await;
+    let parsed: ClusterConnection = serde_json::from_value(conn.clone()).unwrap();
+    assert_eq!(parsed.cluster_id.as_str(), "prod");
+    assert_eq!(parsed.api_url.as_deref(), Some("https://k8s.example.com:6443"));
+    assert_eq!((parsed.credential_kind.as_str(), parsed.version), ("token", 1));
+    assert_no_secret("connection", &conn);
+    let sealed = base64::engine::general_purpose::STANDARD.decode(&parsed.sealed_credentials).unwrap();
+    assert_eq!(sealed, stored(&t, "prod").await, "the blob as stored, still sealed");
+    assert_eq!(
+        decrypt_credentials(&key, "prod", &sealed).unwrap(),
+        ClusterCredentials::Token {
+            token: TOKEN.into(),
+            ca_cert: Some(CA.into()),
+            insecure_skip_tls_verify: false
+        }
+    );
+
+    // The version follows updates, so the executor knows when to rebuild its client.
+    t.expect(
+        "clusters.update",
+        &admin,
+        cluster_req("prod").json(json!({"credentials": {"kind": "kubeconfig", "kubeconfig": KUBECONFIG}})),
+        200,
+    )
+    .await;
+    t.event("appmeta.cluster.updated", "prod").await;
+    let conn: ClusterConnection =
+        serde_json::from_value(connection(&t, json!({"clusterId": "prod"})).await).unwrap();
+    assert_eq!((conn.credential_kind.as_str(), conn.version), ("kubeconfig", 2));
+    let sealed = base64::engine::general_purpose::STANDARD.decode(&conn.sealed_credentials).unwrap();
+    assert_eq!(
+        decrypt_credentials(&key, "prod", &sealed).unwrap(),
+        ClusterCredentials::Kubeconfig { kubeconfig: KUBECONFIG.into() }
+    );
+
+    t.fail("clusters.connection", None, body(json!({"clusterId": "nope"})), 404, "not_found").await;
+    for (bad, field) in
+        [(json!({"clusterId": "Bad_Id"}), "clusterId"), (json!({"clusterId": "prod", "x": 1}), "x")]
+    {
+        let e = t.fail("clusters.connection", None, body(bad), 422, "validation_failed").await;
+        assert_eq!(field_names(&e), [field], "{e}");
+    }
+    t.no_event().await;
+    t.stop().await;
+}
+
+/// `clusters.connection` called as the executor calls it (no token); the 200 body.
+async fn connection(t: &TestApp, body_json: Value) -> Value {
+    let reply = t.call("clusters.connection", None, body(body_json)).await.expect("clusters.connection");
+    assert_eq!(reply.status, 200);
+    reply.body.expect("a body")
 }

@@ -1,7 +1,10 @@
 //! One command, start to finish: the plan's steps with their side effects, and the result event.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::DatabaseTransaction;
 use serde::de::DeserializeOwned;
 use sw_bus::consumer::{Delivery, Handler, HandlerError, async_trait};
@@ -15,10 +18,10 @@ use super::{ClusterError, ClusterProvider};
 use crate::health;
 use crate::kube_apply::{ApplyError, Cluster, Pruned};
 use crate::plan::{
-    self, ApplyDecision, ApplyInput, DeleteDecision, DeleteInput, InvalidTransition, Inventory,
+    self, ApplyDecision, ApplyInput, DeleteDecision, DeleteInput, InvalidTransition, Inventory, Phase,
 };
 use crate::render;
-use crate::store::{Recorded, Store, StoreError};
+use crate::store::{NewWatch, Recorded, Store, StoreError};
 
 /// The command name of an apply (`{prefix}.cmd.k8s.apply`).
 pub const APPLY_COMMAND: &str = "k8s.apply";
@@ -28,7 +31,8 @@ pub const DELETE_COMMAND: &str = "k8s.delete";
 pub const EVENT_SERVICE: &str = "k8s-executor";
 
 const APPLIED: &str = "executor.component.applied";
-const FAILED: &str = "executor.component.failed";
+/// A command or a health watch failed (the watch: reason [`crate::health::TIMEOUT_REASON`]).
+pub(super) const FAILED: &str = "executor.component.failed";
 const DELETED: &str = "executor.component.deleted";
 
 /// Applies and deletes components as the commands say; see the module docs of [`super`].
@@ -40,17 +44,52 @@ pub struct CommandHandler {
     /// The consumer's delivery limit: on the last delivery a transient cluster failure is reported
     /// as `failed` rather than left to the dead-letter subject, so the workflow hears of it.
     max_deliver: i64,
+    /// How long another command's unfinished work on an instance keeps a newer command waiting
+    /// (retried with the consumer's backoff) before the newer one may take the instance over: one
+    /// attempt's limit (the ack wait) and a margin, after which that command's attempt is over.
+    busy_lease: Duration,
+    /// One command at a time per component instance in this replica.
+    locks: InstanceLocks,
 }
 
 impl CommandHandler {
+    /// `ack_wait` is the consumer's: no attempt of a command outlives it.
     pub fn new(
         store: Store,
         outbox: Outbox,
         clusters: Arc<dyn ClusterProvider>,
         names: Names,
         max_deliver: i64,
+        ack_wait: Duration,
     ) -> Self {
-        Self { store, outbox, clusters, names, max_deliver }
+        let busy_lease = ack_wait + BUSY_MARGIN;
+        Self { store, outbox, clusters, names, max_deliver, busy_lease, locks: InstanceLocks::default() }
+    }
+}
+
+/// Added to the ack wait for [`CommandHandler::busy_lease`]: the time a cut-off attempt's last
+/// request may still take to reach the API server, and clock differences between replicas.
+const BUSY_MARGIN: Duration = Duration::from_secs(5);
+
+/// A lock per component instance, so two commands for one instance never interleave their steps in
+/// this replica (the consumer runs several commands at once). Between replicas the inventory's
+/// compare-and-swap and [`CommandHandler::busy_lease`] keep them apart.
+#[derive(Default)]
+struct InstanceLocks {
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl InstanceLocks {
+    async fn lock(&self, key: String) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget the locks nobody holds or waits for, so the map stays as small as the work.
+            if locks.len() > 1024 {
+                locks.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            locks.entry(key).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 }
 
@@ -58,14 +97,20 @@ impl CommandHandler {
 impl Handler for CommandHandler {
     async fn handle(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError> {
         let last = msg.delivered >= self.max_deliver;
-        let result = if msg.subject == self.names.command_subject(APPLY_COMMAND) {
-            self.apply(parse::<K8sApplyCommand>(msg)?, last).await
+        let (result, deadline_secs) = if msg.subject == self.names.command_subject(APPLY_COMMAND) {
+            let cmd = parse::<K8sApplyCommand>(msg)?;
+            let deadline_secs = cmd.health_deadline_secs;
+            let _held = self.locks.lock(instance_key(&cmd.target)).await;
+            (self.apply(cmd, last).await, Some(deadline_secs))
         } else if msg.subject == self.names.command_subject(DELETE_COMMAND) {
-            self.delete(parse::<K8sDeleteCommand>(msg)?, last).await
+            let cmd = parse::<K8sDeleteCommand>(msg)?;
+            let _held = self.locks.lock(instance_key(&cmd.target)).await;
+            (self.delete(cmd, last).await, None)
         } else {
             return Err(HandlerError::Permanent(format!("not an executor command: {}", msg.subject)));
         };
         let recorded = result.map_err(Step::into_handler_error)?;
+        self.follow(txn, &recorded, deadline_secs).await.map_err(Step::into_handler_error)?;
         let subject = instance_key(&recorded.result.target);
         let event = CloudEvent::new(EVENT_SERVICE, &recorded.event_type, Some(subject), &recorded.result);
         self.outbox.enqueue(txn, &event).await?;
@@ -156,6 +201,9 @@ impl From<ClusterError> for Failure {
             ClusterError::Unavailable { .. } => {
                 Failure::Retry { reason: "ClusterUnavailable", message: e.to_string() }
             }
+            ClusterError::Invalid { .. } => {
+                Failure::Report { reason: "InvalidCluster".into(), message: e.to_string() }
+            }
         }
     }
 }
@@ -201,6 +249,36 @@ impl Outcome {
 }
 
 impl CommandHandler {
+    /// Starts the instance's health watch for an `applied` result (`deadline_secs` from its command),
+    /// or ends it for a `deleted` or `failed` one, in the consumer's transaction `txn`, so the watch
+    /// and the result event commit together or not at all. A redelivery keeps its watch's start;
+    /// an older revision's result never touches a newer revision's watch.
+    async fn follow(
+        &self,
+        txn: &DatabaseTransaction,
+        recorded: &Recorded,
+        deadline_secs: Option<u64>,
+    ) -> Result<(), Step> {
+        let r = &recorded.result;
+        match (recorded.event_type.as_str(), deadline_secs) {
+            (APPLIED, Some(deadline_secs)) => {
+                let watch = NewWatch {
+                    command_id: r.command_id.clone(),
+                    revision: r.revision,
+                    target: r.target.clone(),
+                    objects: r.objects.clone(),
+                    deadline_secs,
+                };
+                self.store.upsert_watch(txn, &watch, Utc::now()).await?;
+            }
+            (FAILED | DELETED, _) => {
+                self.store.remove_watch(txn, &r.target, &r.command_id, r.revision).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     async fn apply(&self, cmd: K8sApplyCommand, last: bool) -> Result<Recorded, Step> {
         let (id, target, revision) = (cmd.command_id.as_str(), &cmd.target, cmd.revision);
         let rendered = match render::render(target, revision, &cmd.component) {
@@ -210,7 +288,7 @@ impl CommandHandler {
                 return self.record(id, out).await;
             }
         };
-        let (inv, version) = self.store.load(target).await?;
+        let (inv, version, touched) = self.store.load_stamped(target).await?;
         let decision = plan::decide_apply(&inv, ApplyInput::new(&cmd, &rendered));
         // A command that already produced a result gets that result again, whatever state the
         // instance has moved to since; only a prune its first delivery left undone is finished.
@@ -232,6 +310,9 @@ impl CommandHandler {
                 self.record(id, out).await
             }
             ApplyDecision::Apply { record_in_flight, then_prune } => {
+                if let Some(busy) = self.busy(&inv, touched, id) {
+                    return self.wait_or_report(id, target, revision, busy, last).await;
+                }
                 let cluster = match self.clusters.cluster(&target.cluster_id).await {
                     Ok(c) => c,
                     Err(e) => return self.report(id, target, revision, e.into(), last).await,
@@ -266,7 +347,7 @@ impl CommandHandler {
 
     async fn delete(&self, cmd: K8sDeleteCommand, last: bool) -> Result<Recorded, Step> {
         let (id, target, revision) = (cmd.command_id.as_str(), &cmd.target, cmd.revision);
-        let (inv, version) = self.store.load(target).await?;
+        let (inv, version, touched) = self.store.load_stamped(target).await?;
         let decision = plan::decide_delete(&inv, DeleteInput::from(&cmd));
         if let Some(recorded) = self.recorded(id, revision, APPLIED).await? {
             return Ok(recorded);
@@ -277,6 +358,9 @@ impl CommandHandler {
             }
             DeleteDecision::Replay => self.record(id, deleted(&cmd, Vec::new(), None)).await,
             DeleteDecision::Delete { record_in_flight, delete } => {
+                if let Some(busy) = self.busy(&inv, touched, id) {
+                    return self.wait_or_report(id, target, revision, busy, last).await;
+                }
                 let cluster = match self.clusters.cluster(&target.cluster_id).await {
                     Ok(c) => c,
                     Err(e) => return self.report(id, target, revision, e.into(), last).await,
@@ -345,6 +429,46 @@ impl CommandHandler {
         let after = plan::after_prune(&inv, &released)?;
         self.store.save(target, &after, version).await?;
         Ok(after)
+    }
+
+    /// Whether another command may still be working on the instance — applying, pruning or deleting
+    /// — so this one must not start: taking the instance over then could let that command's late
+    /// PATCH land over this revision, or its prune delete an object this revision renders (the
+    /// KubeVela #6746 race). Its work counts as over once the inventory has not been written for
+    /// [`CommandHandler::busy_lease`] (its attempt was cut off or its replica died).
+    fn busy(&self, inv: &Inventory, touched: Option<DateTime<Utc>>, command_id: &str) -> Option<String> {
+        let holder = match (&inv.in_flight, inv.phase()) {
+            (Some(f), _) => f.command_id.as_str(),
+            (None, Phase::Pruning) => inv.last_command_id.as_deref()?,
+            _ => return None,
+        };
+        if holder == command_id {
+            return None;
+        }
+        let age = Utc::now().signed_duration_since(touched?);
+        let lease = TimeDelta::from_std(self.busy_lease).unwrap_or(TimeDelta::MAX);
+        (age < lease).then(|| {
+            format!(
+                "command {holder:?} is still working on this component instance (last step {}s ago)",
+                age.num_seconds().max(0)
+            )
+        })
+    }
+
+    /// A busy instance: wait for the next delivery, or on the last one report `failed` with reason
+    /// `InstanceBusy` (nothing was done; a later command for the instance goes ahead).
+    async fn wait_or_report(
+        &self,
+        command_id: &str,
+        target: &ComponentTarget,
+        revision: u64,
+        busy: String,
+        last: bool,
+    ) -> Result<Recorded, Step> {
+        if !last {
+            return Err(Step::Retry(busy));
+        }
+        Ok(Outcome::failed(command_id, target, revision, "InstanceBusy", busy).unrecorded())
     }
 
     /// A failed cluster call: a retry, or a `failed` result recorded for the command.
@@ -427,6 +551,6 @@ fn skipped_note(pruned: &Pruned) -> Option<String> {
 }
 
 /// The event subject: `cluster/namespace/app_instance/component_instance`.
-fn instance_key(t: &ComponentTarget) -> String {
+pub(super) fn instance_key(t: &ComponentTarget) -> String {
     format!("{}/{}/{}/{}", t.cluster_id, t.namespace, t.app_instance, t.component_instance)
 }

@@ -19,10 +19,20 @@
 //!
 //! Clusters come from a [`ClusterProvider`]. [`StaticClusters`] is a fixed map; the provider that asks
 //! appmeta over NATS for a cluster's (decrypted) credentials and caches one client per cluster comes
-//! next. Health watching after `applied` (`healthy` / `failed(Timeout)`) is not wired yet: the
-//! `applied` event carries the health of the objects as the apply answered them.
+//! next.
+//!
+//! After `applied`, the component is watched until healthy (the `watch` module): the handler writes the
+//! instance's `health_watch` row in the consumer's transaction (a redelivery keeps its deadline, an
+//! older revision never replaces a newer one's watch, a delete or a failure ends it), and a watcher
+//! task per replica, started and stopped with the consumer, claims due rows by lease, reads the
+//! objects back and reports `executor.component.healthy`, `.degraded` (once) or `.failed` with
+//! reason `Timeout` at the command's deadline, each in one transaction with the row's removal or
+//! update. The `applied` event itself carries the health the apply answered. The same task deletes
+//! recorded results older than [`WatchSettings::result_retention`].
 
+mod clusters;
 mod handler;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,7 +45,9 @@ use sw_bus::{Bus, BusError};
 use sw_config::Config;
 use tokio_util::sync::CancellationToken;
 
+pub use clusters::{AppmetaClusters, CONNECTION_OP, ClusterSettings, UnusableCredentials, kube_config};
 pub use handler::{APPLY_COMMAND, CommandHandler, DELETE_COMMAND, EVENT_SERVICE};
+pub use watch::WatchSettings;
 
 use crate::kube_apply::Cluster;
 use crate::migration::Migrator;
@@ -54,6 +66,10 @@ pub enum ClusterError {
     /// is retried.
     #[error("cluster {cluster_id:?} is unavailable: {message}")]
     Unavailable { cluster_id: String, message: String },
+    /// The cluster's stored credentials do not open with the executor's key or do not make a
+    /// client configuration: the command fails (`InvalidCluster`) and is acked.
+    #[error("cluster {cluster_id:?} cannot be used: {message}")]
+    Invalid { cluster_id: String, message: String },
 }
 
 impl ClusterError {
@@ -124,6 +140,7 @@ pub struct Service {
     consumer: ConsumerConfig,
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
+    watch: WatchSettings,
 }
 
 impl std::fmt::Debug for Service {
@@ -147,32 +164,60 @@ pub async fn build(
     // One filter for both verbs: several filter subjects need NATS 2.10, and any other `k8s.*`
     // verb is this executor's to refuse (dead-lettered as not an executor command).
     consumer.filter_subjects = vec![names.command_subject("k8s.>")];
+    consumer.concurrency = usize::try_from(cfg.executor.concurrency).unwrap_or(usize::MAX).max(1);
     let outbox = Outbox::new(names.clone());
     let store = Store::new(db.clone());
-    Ok(Service { bus, db, outbox, consumer, store, clusters })
+    let watch = WatchSettings {
+        poll: cfg.executor.health_poll(),
+        lease: cfg.executor.health_lease(),
+        result_retention: cfg.executor.result_retention(),
+    };
+    Ok(Service { bus, db, outbox, consumer, store, clusters, watch })
 }
 
 impl Service {
+    /// A handle on the executor's database pool (for readiness checks).
+    pub fn db(&self) -> DatabaseConnection {
+        self.db.clone()
+    }
+
     /// The consumer's settings, to tune before [`Service::run_until_stopped`] (tests shorten the
     /// backoff). The handler reads `max_deliver` from here when the service starts.
     pub fn consumer_config_mut(&mut self) -> &mut ConsumerConfig {
         &mut self.consumer
     }
 
-    /// Consumes commands and relays the outbox until `shutdown`; in-flight commands drain first,
-    /// then the relay makes its last pass so their events go out too.
+    /// The health watcher's timing and the retention of recorded results, to set before
+    /// [`Service::run_until_stopped`] (`[executor]` config; tests shorten the poll).
+    pub fn watch_settings_mut(&mut self) -> &mut WatchSettings {
+        &mut self.watch
+    }
+
+    /// Consumes commands, watches health and relays the outbox until `shutdown`; in-flight commands
+    /// drain and the watcher gives up its leases first, then the relay makes its last pass so their
+    /// events go out too.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BusError> {
         let handler = Arc::new(CommandHandler::new(
-            self.store,
+            self.store.clone(),
             self.outbox.clone(),
-            self.clusters,
+            self.clusters.clone(),
             self.bus.names().clone(),
             self.consumer.max_deliver,
+            self.consumer.ack_wait,
         ));
         let relay_stop = CancellationToken::new();
         let relay =
             tokio::spawn(self.outbox.relay(self.db.clone(), self.bus.clone()).run(relay_stop.clone()));
+        let watcher =
+            watch::Watcher::new(self.store, self.db.clone(), self.outbox.clone(), self.clusters, self.watch);
+        let watch_stop = shutdown.child_token();
+        let watching = tokio::spawn(watcher.run(watch_stop.clone()));
         let consumed = sw_bus::consumer::run(self.bus, self.db, self.consumer, handler, shutdown).await;
+        // The consumer also returns on an error of its own: the watcher stops with it.
+        watch_stop.cancel();
+        if let Err(e) = watching.await {
+            tracing::warn!(error = %e, "Health watch task ended abnormally.");
+        }
         relay_stop.cancel();
         if let Err(e) = relay.await {
             tracing::warn!(error = %e, "Outbox relay task ended abnormally.");

@@ -7,6 +7,9 @@
 //! transition allows, passing the version it read and carrying on with the one `save` returns. When
 //! the result is known it [`Store::record_result`]s it, then publishes and acks; a redelivered command
 //! first asks [`Store::result_of`] and, when a result is on record, publishes that one again.
+//! An `applied` result starts the instance's health watch ([`Store::upsert_watch`]), which the
+//! service's watcher claims, checks and ends; see the `watch` module's docs. Results older than the
+//! retention go ([`Store::delete_results_before`]).
 //!
 //! # Why compare-and-swap
 //! Two replicas can hold the same instance (a redelivery while the first worker is still running, or
@@ -23,8 +26,12 @@
 
 mod inventory_row;
 mod processed_row;
+mod watch;
+mod watch_row;
 
-use chrono::Utc;
+pub use watch::{NewWatch, Upserted, Watch};
+
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, RuntimeErr,
@@ -126,6 +133,15 @@ impl Store {
     /// was stored yet. A stored inventory that does not parse or is inconsistent is
     /// [`StoreError::Corrupt`].
     pub async fn load(&self, target: &ComponentTarget) -> Result<(Inventory, u64), StoreError> {
+        self.load_stamped(target).await.map(|(inv, version, _)| (inv, version))
+    }
+
+    /// [`Store::load`] with the time of the row's last write (`None` when nothing is stored): how
+    /// recently a command worked on the instance.
+    pub async fn load_stamped(
+        &self,
+        target: &ComponentTarget,
+    ) -> Result<(Inventory, u64, Option<DateTime<Utc>>), StoreError> {
         use inventory_row::{Column, Entity};
         let row = Entity::find()
             .filter(Column::ClusterId.eq(&target.cluster_id))
@@ -135,7 +151,7 @@ impl Store {
             .one(&self.db)
             .await?;
         let Some(row) = row else {
-            return Ok((Inventory::default(), 0));
+            return Ok((Inventory::default(), 0, None));
         };
         let corrupt = |what, problem: String| StoreError::Corrupt { what, key: instance(target), problem };
         let inv: Inventory =
@@ -147,7 +163,7 @@ impl Store {
             .ok()
             .filter(|v| *v > 0)
             .ok_or_else(|| corrupt("inventory version", row.version.to_string()))?;
-        Ok((inv, version))
+        Ok((inv, version, Some(row.updated_at)))
     }
 
     /// Writes `inv` if the instance is still at `expected` (0: not stored yet) and returns the new

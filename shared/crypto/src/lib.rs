@@ -1,11 +1,15 @@
-//! Cluster credentials at rest: AES-256-GCM with a random 96-bit nonce per write and the cluster
-//! id as associated data.
+//! sw-crypto: cluster credentials at rest, sealed with AES-256-GCM under a random 96-bit nonce per
+//! write and the cluster id as associated data.
+//!
+//! How credentials move: appmeta checks what a user registers and seals it with
+//! [`seal_credentials`] under `appmeta.encryption_key` before the row is written; replies and events
+//! never carry it. The k8s-executor asks appmeta for the sealed blob of a cluster and opens it with
+//! [`decrypt_credentials`] under the same key, so the plaintext exists only inside the executor.
 //!
 //! The sealed form is `[format = 1][nonce: 12 bytes][ciphertext + 16-byte tag]`, the plaintext
 //! the JSON of [`ClusterCredentials`]. Binding the cluster id as associated data means a sealed
 //! blob copied onto another cluster's row does not decrypt. The format byte leaves room for a
-//! later key-rotation scheme. appmeta only seals; [`decrypt_credentials`] is for the k8s-executor,
-//! which is given the same key.
+//! later key-rotation scheme.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -21,6 +25,7 @@ const TAG_LEN: usize = 16;
 pub struct CredentialKey([u8; 32]);
 
 impl CredentialKey {
+    /// The key from its 32 raw bytes (as `sw_config::Config::require_appmeta_key` returns them).
     pub fn new(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
@@ -39,11 +44,13 @@ impl std::fmt::Debug for CredentialKey {
 /// Why credentials could not be sealed or opened. Messages never include key or plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
+    /// Not a blob [`seal_credentials`] wrote: unknown format, too short, or not credentials inside.
     #[error("sealed credentials are malformed (unknown format or too short)")]
     Malformed,
     /// Wrong key, altered ciphertext, or sealed for another cluster.
     #[error("sealed credentials failed authentication")]
     Authentication,
+    /// The credentials could not be serialised or encrypted.
     #[error("credentials could not be encoded")]
     Encode,
 }
