@@ -6,7 +6,7 @@
 #
 # 1. scripts/infra.sh ensure (reuses running servers, else installs and starts them under .local/);
 # 2. installs what the tests run themselves when missing: MariaDB's binaries (the outage scenario
-#    starts a private server) and cargo-nextest;
+#    starts a private server), the Kubernetes API emulator's python packages and cargo-nextest;
 # 3. drops test databases (`t` + 10 hex digits + `_service`) that crashed runs left behind — only
 #    those whose newest table is older than SW_STALE_TEST_DB_MINUTES (30), so a test running right
 #    now from another checkout keeps its database;
@@ -36,6 +36,12 @@ if ! find_exe mariadbd >/dev/null || ! find_exe mariadb-install-db >/dev/null; t
   apt_install mariadb-server
 fi
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
+
+# The k8s-executor's black-box tests start the Kubernetes API emulator (tests/k8s-emulator) with this
+# python; setup.sh installs its pinned packages into .local/venv when they changed.
+SW_K8S_EMULATOR_PYTHON=$("$ROOT/tests/k8s-emulator/setup.sh") ||
+  die "the Kubernetes API emulator could not be set up (tests/k8s-emulator/setup.sh failed, see above)"
+export SW_K8S_EMULATOR_PYTHON
 
 require_cargo
 

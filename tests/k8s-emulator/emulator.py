@@ -19,6 +19,10 @@ Test controls (never in the request log):
   PUT /_control/status/<API path of an object>   body = the object's new status (replaces it)
   GET /_control/requests[?since=ID]              the requests so far: id, method, path, query,
                                                  contentType, body (parsed JSON, else text)
+  PUT /_control/delay                            body {"method": "PATCH", "path": REGEX, "seconds": N}:
+                                                 matching API requests are recorded, then held up to
+                                                 N seconds before they are served
+  DELETE /_control/delay                         drops every delay; the requests they hold go on now
 """
 
 import asyncio
@@ -40,6 +44,18 @@ import attrs
 import jsonpatch
 import kmock
 from kmock._internal import parsing  # private: patched below, version pinned in requirements.txt
+
+
+@attrs.define
+class Delay:
+    """Holds API requests matching `method` (or '*') and `path` (searched) for up to `seconds`."""
+    method: str
+    path: re.Pattern
+    seconds: float
+    released: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+    def matches(self, request: kmock.Request) -> bool:
+        return self.method in ('*', request.method.value) and self.path.search(request.url.path) is not None
 
 
 class Kind(NamedTuple):
@@ -197,6 +213,7 @@ class Emulator(kmock.KubernetesEmulator):
     _expired_rv: int = 0  # watches from below this answer 410
     _events: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=EVENT_WINDOW))
     _owners: dict = attrs.field(factory=dict)  # object key → {field path: {managers}}
+    _delays: list = attrs.field(factory=list)  # Delay rules from PUT /_control/delay, first match wins
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -206,6 +223,8 @@ class Emulator(kmock.KubernetesEmulator):
                 subresources={'status'} if k.status else set())
         self['get /_control/requests'] << self._control_requests
         self['put', re.compile(r'/_control/status/.+')] << self._control_status
+        self['put /_control/delay'] << self._control_delay
+        self['delete /_control/delay'] << self._control_release
 
     async def seed(self) -> None:
         """The namespaces every cluster has, so objects can be written into `default` at once."""
@@ -238,11 +257,34 @@ class Emulator(kmock.KubernetesEmulator):
              'reason': reason, 'message': exc.message, 'details': exc.details or {}}, status=exc.status)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # Already recorded (kmock logs before handling): a held request shows in the log at once.
+        # Held outside the lock, so everything else is served meanwhile.
+        if not request.url.path.startswith('/_control/'):
+            if held := next((d for d in self._delays if d.matches(request)), None):
+                try:
+                    await asyncio.wait_for(held.released.wait(), held.seconds)
+                except TimeoutError:
+                    pass
+        if (request.method.value == 'GET' and request.name is not None and request.subresource is None
+                and request.params.get('watch') not in ('true', '1')):
+            return await self._get_one(request)
         if request.resource is None or request.method.value not in ('POST', 'PUT', 'PATCH', 'DELETE'):
             return await super()._handle(request)
         async with self._lock:
             status, obj = await self._write(request)
         return aiohttp.web.json_response(obj, status=status)
+
+    async def _get_one(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # kmock finds one object by checking every stored object against the request (slow beyond a
+        # few hundred objects); the emulator looks it up by key instead.
+        kind = self._kind(request)
+        if kind.namespaced and request.namespace is None:
+            raise error(404, f'{kind.plural} are namespaced: the URL needs /namespaces/<ns>/')
+        obj = self._live((request.resource, request.namespace, request.name))
+        if obj is None:
+            raise error(404, f'{kind.plural} "{request.name}" not found',
+                        name=request.name, group=kind.group, kind=kind.plural)
+        return aiohttp.web.json_response(obj)
 
     # ---- writes (ours)
     def _kind(self, request: kmock.Request) -> Kind:
@@ -500,6 +542,29 @@ class Emulator(kmock.KubernetesEmulator):
                 raise error(404, f'no object at {path}')
             _, obj = await self._commit(kind, key, old, with_status(old, status), self._owners.get(key, {}))
         return obj
+
+    async def _control_delay(self, request: kmock.Request) -> dict:
+        try:
+            spec = json.loads(request.body or b'null')
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict) or not isinstance(spec.get('path'), str) or \
+                not isinstance(spec.get('seconds'), (int, float)) or not 0 < spec['seconds'] <= 3600:
+            raise error(400, 'the body must be {"method": "PATCH", "path": REGEX, "seconds": 0 < N <= 3600}')
+        method = str(spec.get('method') or '*').upper()
+        try:
+            path = re.compile(spec['path'])
+        except re.error as e:
+            raise error(400, f'path is not a regular expression: {e}')
+        self._delays.append(Delay(method=method, path=path, seconds=float(spec['seconds'])))
+        return {'method': method, 'path': path.pattern, 'seconds': float(spec['seconds']),
+                'delays': len(self._delays)}
+
+    async def _control_release(self, request: kmock.Request) -> dict:
+        dropped, self._delays = self._delays, []
+        for d in dropped:
+            d.released.set()
+        return {'released': len(dropped)}
 
     async def _control_requests(self, request: kmock.Request) -> dict:
         since = request.params.get('since', '-1')

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of the Kubernetes API emulator: starts it on a free port and drives it with curl the way
 # the executor will — discovery, server-side apply (create, update, no-op, conflict), label selectors,
-# status set through the test control, watch, delete — then checks the request log. Exits non-zero
-# on the first mismatch; the emulator is stopped on every exit and every wait is bounded.
+# status set through the test control, watch, delete, a request held by a delay — then checks the
+# request log. Exits non-zero on the first mismatch; the emulator is stopped on every exit and every
+# wait is bounded.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../../scripts/lib.sh
@@ -152,6 +153,25 @@ req GET "$WEB"
 expect 404 .reason '"NotFound"'
 req GET "/apis/apps/v1/namespaces/default/deployments?labelSelector=app%3Dweb"
 expect 200 '.items | length' 0
+
+log "a delayed request is logged at once, held, and goes on when the delay is removed"
+req PUT /_control/delay application/json '{"method":"GET","path":"/configmaps/held$","seconds":60}'
+expect 200 '[.method, .delays]' '["GET",1]'
+held_id=$(curl -sS --max-time 10 "$BASE/_control/requests" | jq '.items[-1].id')
+curl -sS --max-time 30 -o "$work/held" -w '%{http_code}' "$BASE/api/v1/namespaces/default/configmaps/held" >"$work/held-code" &
+held=$!
+deadline=$((SECONDS + 10))
+until curl -sS --max-time 10 "$BASE/_control/requests?since=$held_id" | jq -e '.items | any(.path | endswith("/configmaps/held"))' >/dev/null; do
+  ((SECONDS < deadline)) || fail "the held request did not reach the request log within 10s"
+  sleep 0.1
+done
+kill -0 "$held" 2>/dev/null || fail "the delayed request was answered while its delay was in place"
+req DELETE /_control/delay
+expect 200 .released 1
+wait "$held" || fail "the held request was not answered after the delay was removed (curl gave up after 30s)"
+[[ $(cat "$work/held-code") == 404 ]] || fail "the released request got HTTP $(cat "$work/held-code"), want 404"
+req PUT /_control/delay application/json '{"path":"(","seconds":5}'
+expect 400 .reason '"BadRequest"'
 
 log "the request log shows the executor-facing requests with their content types"
 req GET /_control/requests
