@@ -9,6 +9,8 @@ use sreworks::Targets;
 use sw_config::Config;
 use tokio_util::sync::CancellationToken;
 
+mod render;
+
 #[derive(Debug, Parser)]
 #[command(name = "sreworks", version, about = "The sreworks platform server")]
 struct Cli {
@@ -23,7 +25,7 @@ struct Cli {
 enum Command {
     /// Run services until SIGINT/SIGTERM.
     Serve {
-        /// `all`, or a comma-separated list of: auth, appmeta, package-store, gateway.
+        /// `all`, or a comma-separated list of: auth, appmeta, package-store, k8s-executor, gateway.
         #[arg(long, default_value = "all", env = "SREWORKS_TARGET")]
         target: Targets,
     },
@@ -42,6 +44,9 @@ enum Command {
         #[arg(long, default_value = "proto-schemas")]
         out_dir: PathBuf,
     },
+    /// Print the Kubernetes objects a launch YAML and app package would produce, without applying
+    /// them (a dry run; offline).
+    Render(render::RenderArgs),
     /// Exit 0 when the URL answers 200 within 3 s (for container health checks).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
@@ -90,13 +95,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
+        Command::Render(args) => render::run(&args),
         Command::Serve { target } => serve(cli.config, target).await,
     }
 }
 
 async fn serve(config: Option<PathBuf>, targets: Targets) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
-    if targets.0.contains(&sreworks::Target::Appmeta) {
+    // appmeta seals cluster credentials with this key and the k8s-executor opens them with it.
+    if targets.0.iter().any(|t| matches!(t, sreworks::Target::Appmeta | sreworks::Target::K8sExecutor)) {
         cfg.require_appmeta_key()?;
     }
     let telemetry = sw_telemetry::init(&cfg)?;
