@@ -12,7 +12,7 @@ CARGO ?= cargo
 ARGS ?=
 DEV_BIN := $(CARGO_TARGET_DIR)/debug/sreworks
 
-.PHONY: help up down test build lint fmt schemas bench bench-packages
+.PHONY: help up down test build lint fmt schemas bench bench-packages bench-executor
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -49,3 +49,6 @@ bench: ## Load-test the gateway (loadtests/gateway-bench.sh; prints its figures)
 
 bench-packages: ## Package import/download vs raw S3 and package-store RSS (loadtests/package-bench.sh; SIZES=10,100,1024)
 	bash loadtests/package-bench.sh
+
+bench-executor: ## Executor apply commands/s against the k8s emulator, its own time per command, CPU and RSS (loadtests/executor-bench.sh; N=300)
+	bash loadtests/executor-bench.sh
