@@ -70,6 +70,13 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let opts = Opts::from_env()?;
+    // The executor's warnings (retries, conflicts) on stderr; RUST_LOG=info shows more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cfg = sw_config::Config::load(None).context("configuration (run loadtests/executor-bench.sh)")?;
     let bus = Bus::connect(&cfg.nats).await.context("NATS")?;
     let kube_cfg = kube::Config::new(opts.k8s_url.parse().context("SW_BENCH_K8S_URL")?);

@@ -90,7 +90,14 @@ impl Store {
         let deadline_secs = i64::try_from(new.deadline_secs).unwrap_or(i64::MAX);
         let target = serde_json::to_string(t).map_err(|e| invalid(e.to_string()))?;
         let objects = serde_json::to_string(&new.objects).map_err(|e| invalid(e.to_string()))?;
-        let existing = instance_filter(Entity::find(), t).lock_exclusive().one(conn).await?;
+        // No locking read of a row that may not exist: under REPEATABLE READ it takes a gap lock,
+        // and two commands inserting their first watches side by side then deadlock. Insert first
+        // (concurrent inserts of other keys do not block each other) and lock only an existing row.
+        let existing = if instance_filter(Entity::find(), t).one(conn).await?.is_some() {
+            instance_filter(Entity::find(), t).lock_exclusive().one(conn).await?
+        } else {
+            None
+        };
         let Some(row) = existing else {
             let row = ActiveModel {
                 cluster_id: Set(t.cluster_id.clone()),
@@ -115,6 +122,7 @@ impl Store {
             };
             return match Entity::insert(row).exec_without_returning(conn).await {
                 Ok(_) => Ok(Upserted::Started),
+                // Another transaction inserted it first: decide again on the next delivery.
                 Err(e) if sw_db::is_duplicate(&e) => {
                     Err(StoreError::Conflict { instance: instance(t), expected: 0 })
                 }
@@ -169,11 +177,13 @@ impl Store {
     ) -> Result<bool, StoreError> {
         use watch_row::{Column, Entity};
         let revision = i64::try_from(revision).unwrap_or(i64::MAX);
+        // Deleted by primary key after a plain read: a DELETE by the instance key that finds
+        // nothing would gap-lock the unique index and deadlock other commands' first inserts.
+        let Some(row) = instance_filter(Entity::find(), target).one(conn).await? else {
+            return Ok(false);
+        };
         let done = Entity::delete_many()
-            .filter(Column::ClusterId.eq(&target.cluster_id))
-            .filter(Column::Namespace.eq(&target.namespace))
-            .filter(Column::AppInstance.eq(&target.app_instance))
-            .filter(Column::ComponentInstance.eq(&target.component_instance))
+            .filter(Column::Id.eq(row.id))
             .filter(Condition::any().add(Column::Revision.lt(revision)).add(Column::CommandId.eq(command_id)))
             .exec(conn)
             .await?;
