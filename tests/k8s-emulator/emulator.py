@@ -580,7 +580,8 @@ class Emulator(kmock.KubernetesEmulator):
             except ValueError:
                 body = r.text
             items.append({'id': r.id, 'method': r.method.value, 'path': r.url.path, 'query': dict(r.params),
-                          'contentType': header(r, 'Content-Type') or None, 'body': body})
+                          'contentType': header(r, 'Content-Type') or None,
+                          'authorization': header(r, 'Authorization') or None, 'body': body})
         return {'items': items}
 
 

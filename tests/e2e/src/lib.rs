@@ -1,6 +1,8 @@
 //! End-to-end support: boots the whole suite in-process against the real servers, isolated per
 //! test, and gives a small HTTP client that logs in like `swcli` does.
 
+pub mod k8s_emulator;
+
 use std::time::Duration;
 
 use serde_json::Value;
