@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
+use futures::stream::{self, StreamExt};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use sw_bus::CloudEvent;
 use sw_bus::outbox::Outbox;
@@ -45,6 +46,8 @@ const DEGRADED: &str = "executor.component.degraded";
 
 /// How many watches one pass claims at most.
 const CLAIM_BATCH: u64 = 64;
+/// How many claimed watches one pass checks at once.
+const CHECKS_AT_ONCE: usize = 16;
 /// How many recorded results one retention sweep deletes at most.
 const RETENTION_BATCH: u64 = 1000;
 /// How often the retention sweep runs, unless the last one had more to delete.
@@ -168,20 +171,29 @@ impl Watcher {
     async fn pass(&self) -> Result<Duration, PassError> {
         let claim = self.store.claim_watches(&self.owner, Utc::now(), self.settings.lease, CLAIM_BATCH);
         let claimed = timeout(DB_TIMEOUT, claim).await.map_err(|_| PassError::Timeout(DB_TIMEOUT))??;
-        let mut wait = self.settings.poll;
-        for watch in claimed {
-            let watch = match watch {
-                Ok(w) => w,
+        let valid = claimed.into_iter().filter_map(|watch| match watch {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(error = %e, "A stored health watch is invalid; it needs an operator.");
+                None
+            }
+        });
+        // Checked side by side, so a slow or unreachable cluster delays only the checks of its own
+        // components (each bounded by half the lease), not every other watch of the pass.
+        let mut checks = stream::iter(valid)
+            .map(|w| async move { self.check(&w).await })
+            .buffer_unordered(CHECKS_AT_ONCE);
+        let (mut wait, mut failed) = (self.settings.poll, None);
+        while let Some(checked) = checks.next().await {
+            match checked {
+                Ok(Some(remaining)) => wait = wait.min(remaining),
+                Ok(None) => {}
                 Err(e) => {
-                    tracing::error!(error = %e, "A stored health watch is invalid; it needs an operator.");
-                    continue;
+                    failed.get_or_insert(e);
                 }
-            };
-            if let Some(remaining) = self.check(&watch).await? {
-                wait = wait.min(remaining);
             }
         }
-        Ok(wait)
+        failed.map_or(Ok(wait), Err)
     }
 
     /// Reads, judges and reports one watch; the time left when it goes on.
