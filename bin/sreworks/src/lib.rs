@@ -178,9 +178,11 @@ pub async fn start(
                 // appmeta seals them with.
                 let clusters =
                     AppmetaClusters::from_config(cfg, bus.clone()).context("starting k8s-executor")?;
-                let svc = sw_k8s_executor::service::build(cfg, bus.clone(), Arc::new(clusters))
+                let mut svc = sw_k8s_executor::service::build(cfg, bus.clone(), Arc::new(clusters))
                     .await
                     .context("starting k8s-executor")?;
+                // `clusters.probe` on NATS, for `POST /v1/clusters/{clusterId}/probe`.
+                svc.serve_api(verifier.clone());
                 readiness.push(db_check("k8s-executor", svc.db()));
                 let stop = shutdown.clone();
                 tasks.spawn(async move {

@@ -10,6 +10,7 @@
 
 use sw_contracts::appmeta::*;
 use sw_contracts::auth::*;
+use sw_contracts::executor::ClusterProbe;
 use sw_contracts::packages::*;
 use sw_contracts::{AppId, FieldError, Name, Page, PageQuery, Problem};
 use utoipa::openapi::path::Operation;
@@ -121,6 +122,21 @@ op!(clusters_update: patch "/v1/clusters/{clusterId}", "clusters", "Change a clu
     params(("clusterId" = Name, Path)), body(ClusterPatch), ok(200, ClusterOut));
 op!(clusters_delete: delete "/v1/clusters/{clusterId}", "clusters", "Remove a cluster",
     params(("clusterId" = Name, Path)), ok(204));
+op!(clusters_probe: post "/v1/clusters/{clusterId}/probe", "clusters",
+"Check that the k8s-executor reaches the cluster's API server with the stored credentials",
+params(("clusterId" = Name, Path)),
+raw(
+    description = "The k8s-executor asks appmeta for the cluster now and calls the API server's `GET /version`, \
+                   bounded by `executor.call_timeout_secs` and the request deadline. A server that is down, \
+                   refuses the credentials or fails TLS is still a 200, with `reachable: false` and a `message`. \
+                   Any role bound globally may probe (as for reading clusters).",
+    responses(
+        (status = 200, description = "Probed (see `reachable`)", body = ClusterProbe),
+        (status = 404, description = "`not_found`: no such cluster", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_cluster`: the stored credentials cannot be used (they do not open with the executor's key or do not make a client configuration); `validation_failed` for a bad `clusterId`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`appmeta_unavailable`, or no k8s-executor answering (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+));
 
 // ------------------------------------------------------------------ package-store
 
@@ -288,7 +304,7 @@ op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases a
         components_list, components_create, components_get, components_update, components_delete,
         namespaces_list, namespaces_create, namespaces_get, namespaces_update, namespaces_delete,
         stages_list, stages_create, stages_get, stages_update, stages_delete,
-        clusters_list, clusters_create, clusters_get, clusters_update, clusters_delete,
+        clusters_list, clusters_create, clusters_get, clusters_update, clusters_delete, clusters_probe,
         packages_import, packages_import_form, packages_list, packages_latest, packages_get, packages_delete,
         packages_launch_yaml, packages_download, packages_download_url,
         package_tasks_create, package_tasks_list, package_tasks_get,

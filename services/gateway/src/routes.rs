@@ -135,6 +135,8 @@ pub fn table() -> Vec<Route> {
         r(Method::GET, "/v1/clusters/{clusterId}", "appmeta", "clusters.get", NoBody),
         r(Method::PATCH, "/v1/clusters/{clusterId}", "appmeta", "clusters.update", Json),
         r(Method::DELETE, "/v1/clusters/{clusterId}", "appmeta", "clusters.delete", NoBody),
+        // k8s-executor: whether it reaches a cluster with the stored credentials
+        r(Method::POST, "/v1/clusters/{clusterId}/probe", "k8s-executor", "clusters.probe", NoBody),
         // package-store: app packages and build tasks
         r(Method::POST, "/v1/apps/{appId}/app-packages/import", PKG, "packages.import", stream(ZIP_BODY)),
         r(Method::POST, "/v1/app-packages/import", PKG, "packages.import", stream(MULTIPART_BODY)),

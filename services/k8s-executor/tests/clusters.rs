@@ -413,3 +413,25 @@ async fn one_cluster_down_fails_only_its_own_calls() {
     touch(&clusters.cluster("up").await.unwrap(), "x").await;
     appmeta.stop().await;
 }
+
+#[tokio::test]
+async fn a_fresh_lookup_asks_appmeta_within_the_cache_ttl() {
+    let appmeta = Appmeta::spawn().await;
+    let api = ApiServer::start().await;
+    appmeta.register(token_cluster("probed", &api.url, "t1")).await;
+    let clusters = appmeta.clusters(Duration::from_secs(60));
+    clusters.fresh_cluster("probed").await.expect("a client");
+    clusters.fresh_cluster("probed").await.expect("the same client");
+    assert_eq!(clusters.clients_built(), 1, "an unchanged cluster keeps its client");
+
+    appmeta.update("probed", json!({"credentials": {"kind": "token", "token": "t2"}})).await;
+    touch(&clusters.cluster("probed").await.expect("the cached client"), "a").await;
+    touch(&clusters.fresh_cluster("probed").await.expect("a new client"), "b").await;
+    let tokens: Vec<_> = api.seen().into_iter().map(|s| s.authorization).collect();
+    assert_eq!(tokens, [Some("Bearer t1".to_owned()), Some("Bearer t2".to_owned())]);
+
+    appmeta.expect("clusters.delete", RpcEnvelope::default().param("clusterId", "probed"), 204).await;
+    clusters.cluster("probed").await.expect("still cached for commands");
+    assert_eq!(clusters.fresh_cluster("probed").await.unwrap_err(), ClusterError::Unknown("probed".into()));
+    appmeta.stop().await;
+}

@@ -144,3 +144,25 @@ pub struct ComponentResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<ObjectRef>,
 }
+
+/// The answer of `POST /v1/clusters/{clusterId}/probe` (the executor's `clusters.probe`): whether
+/// the k8s-executor reaches the cluster's API server with the stored credentials right now.
+///
+/// `reachable: false` is still a successful probe: the API server is down, refused the
+/// credentials or failed TLS, and `message` says which.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterProbe {
+    /// The appmeta cluster id.
+    pub cluster_id: String,
+    /// Whether the API server answered `GET /version`.
+    pub reachable: bool,
+    /// The API server's `gitVersion` (e.g. `v1.31.2`) when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// How long the probe took, in milliseconds (connecting included).
+    pub latency_ms: u64,
+    /// Why the cluster is not reachable (or a note on an odd answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

@@ -86,6 +86,16 @@ impl Cluster {
         Self { client, call_timeout }
     }
 
+    /// The client, for calls this module does not make (the cluster probe's `GET /version`).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// How long one call made through this cluster may take.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
     /// Server-side applies every object of `rendered` into `namespace`, in order, and returns them
     /// as the API server answered (with uid, resourceVersion, generation and status).
     pub async fn apply_all(&self, namespace: &str, rendered: &Rendered) -> Result<Vec<Value>, ApplyError> {

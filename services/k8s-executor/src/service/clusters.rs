@@ -12,7 +12,8 @@
 //! 3. The [`Cluster`] built from it (with the per-call timeout) is cached by cluster id. Past the
 //!    cache TTL appmeta is asked again; an unchanged `version` keeps the client (and its open
 //!    connections), a new one builds a new client. Calls for one id wait for each other, so
-//!    concurrent first commands build one client; calls for other ids do not wait.
+//!    concurrent first commands build one client; calls for other ids do not wait. A probe
+//!    ([`ClusterProvider::fresh_cluster`]) asks appmeta whatever the TTL.
 //!
 //! Failures stay with their cluster: an unknown id is [`ClusterError::Unknown`], appmeta not
 //! answering is [`ClusterError::Unavailable`] (the command is retried), credentials that do not open
@@ -167,10 +168,24 @@ impl AppmetaClusters {
 #[async_trait]
 impl ClusterProvider for AppmetaClusters {
     async fn cluster(&self, cluster_id: &str) -> Result<Cluster, ClusterError> {
+        self.get(cluster_id, false).await
+    }
+
+    /// Asks appmeta whatever the cache TTL; an unchanged cluster keeps its cached client.
+    async fn fresh_cluster(&self, cluster_id: &str) -> Result<Cluster, ClusterError> {
+        self.get(cluster_id, true).await
+    }
+}
+
+impl AppmetaClusters {
+    /// The client of `cluster_id`: the cached one within the TTL unless `fresh`, else after asking
+    /// appmeta whether the cluster changed.
+    async fn get(&self, cluster_id: &str, fresh: bool) -> Result<Cluster, ClusterError> {
         let slot = self.slot(cluster_id);
         // Waits at most for one other call for this id, which is bounded by the ask deadline.
         let mut cached = slot.lock().await;
-        if let Some(c) = cached.as_ref()
+        if !fresh
+            && let Some(c) = cached.as_ref()
             && c.checked.elapsed() < self.settings.cache_ttl
         {
             return Ok(c.cluster.clone());

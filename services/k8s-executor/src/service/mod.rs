@@ -29,7 +29,12 @@
 //! reason `Timeout` at the command's deadline, each in one transaction with the row's removal or
 //! update. The `applied` event itself carries the health the apply answered. The same task deletes
 //! recorded results older than [`WatchSettings::result_retention`].
+//!
+//! With [`Service::serve_api`] the executor also answers operations on NATS (the `api` module):
+//! `clusters.probe`, which tells whether a cluster's API server answers with its stored credentials
+//! (`POST /v1/clusters/{clusterId}/probe` at the gateway).
 
+mod api;
 mod clusters;
 mod handler;
 mod watch;
@@ -39,12 +44,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
+use sw_authz::Verifier;
 use sw_bus::consumer::{ConsumerConfig, async_trait};
 use sw_bus::outbox::Outbox;
 use sw_bus::{Bus, BusError};
 use sw_config::Config;
 use tokio_util::sync::CancellationToken;
 
+pub use api::{API_SERVICE, Op as ApiOp, PROBE_OP, allowed as api_allowed, probe_cluster};
 pub use clusters::{AppmetaClusters, CONNECTION_OP, ClusterSettings, UnusableCredentials, kube_config};
 pub use handler::{APPLY_COMMAND, CommandHandler, DELETE_COMMAND, EVENT_SERVICE};
 pub use watch::WatchSettings;
@@ -84,6 +91,12 @@ impl ClusterError {
 #[async_trait]
 pub trait ClusterProvider: Send + Sync + 'static {
     async fn cluster(&self, cluster_id: &str) -> Result<Cluster, ClusterError>;
+
+    /// The client of `cluster_id` as the cluster is described now, for a probe: a provider that
+    /// caches descriptions looks again. The default is [`ClusterProvider::cluster`].
+    async fn fresh_cluster(&self, cluster_id: &str) -> Result<Cluster, ClusterError> {
+        self.cluster(cluster_id).await
+    }
 }
 
 /// A fixed set of clusters by id.
@@ -141,6 +154,10 @@ pub struct Service {
     store: Store,
     clusters: Arc<dyn ClusterProvider>,
     watch: WatchSettings,
+    /// Set by [`Service::serve_api`]: the executor's operations are answered on NATS.
+    api: Option<Verifier>,
+    /// How long in-flight operations may finish after shutdown (`shutdown_grace_secs`).
+    grace: Duration,
 }
 
 impl std::fmt::Debug for Service {
@@ -172,7 +189,8 @@ pub async fn build(
         lease: cfg.executor.health_lease(),
         result_retention: cfg.executor.result_retention(),
     };
-    Ok(Service { bus, db, outbox, consumer, store, clusters, watch })
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    Ok(Service { bus, db, outbox, consumer, store, clusters, watch, api: None, grace })
 }
 
 impl Service {
@@ -193,10 +211,35 @@ impl Service {
         &mut self.watch
     }
 
+    /// Also answers the executor's operations on NATS (`{prefix}.api.k8s-executor.*`:
+    /// `clusters.probe`, see the `api` module) while running, verifying callers' tokens with
+    /// `verifier`. Off unless called (tests of the consumer alone do not need it).
+    pub fn serve_api(&mut self, verifier: Verifier) {
+        self.api = Some(verifier);
+    }
+
     /// Consumes commands, watches health and relays the outbox until `shutdown`; in-flight commands
     /// drain and the watcher gives up its leases first, then the relay makes its last pass so their
-    /// events go out too.
+    /// events go out too. With [`Service::serve_api`], operations are answered until `shutdown` too
+    /// (or the consumer's own end), and in-flight ones get the grace period to finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BusError> {
+        let api_stop = shutdown.child_token();
+        let serving = self.api.map(|verifier| {
+            let api = Arc::new(api::Api {
+                clusters: self.clusters.clone(),
+                verifier,
+                request_deadline: self.bus.config().request_timeout(),
+            });
+            let serve = sw_bus::rpc::serve(self.bus.clone(), api::router(api), api_stop.clone(), self.grace);
+            tokio::spawn(async move {
+                let served = serve.await;
+                if let Err(e) = &served {
+                    // Commands are still consumed; only the probe is missing.
+                    tracing::error!(error = %e, "The executor's API stopped answering.");
+                }
+                served
+            })
+        });
         let handler = Arc::new(CommandHandler::new(
             self.store.clone(),
             self.outbox.clone(),
@@ -218,10 +261,18 @@ impl Service {
         if let Err(e) = watching.await {
             tracing::warn!(error = %e, "Health watch task ended abnormally.");
         }
+        api_stop.cancel();
+        let served = match serving {
+            Some(task) => task.await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "API task ended abnormally.");
+                Ok(())
+            }),
+            None => Ok(()),
+        };
         relay_stop.cancel();
         if let Err(e) = relay.await {
             tracing::warn!(error = %e, "Outbox relay task ended abnormally.");
         }
-        consumed
+        consumed.and(served)
     }
 }

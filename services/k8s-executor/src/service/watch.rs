@@ -180,9 +180,8 @@ impl Watcher {
         });
         // Checked side by side, so a slow or unreachable cluster delays only the checks of its own
         // components (each bounded by half the lease), not every other watch of the pass.
-        let mut checks = stream::iter(valid)
-            .map(|w| async move { self.check(&w).await })
-            .buffer_unordered(CHECKS_AT_ONCE);
+        let mut checks =
+            stream::iter(valid).map(|w| async move { self.check(&w).await }).buffer_unordered(CHECKS_AT_ONCE);
         let (mut wait, mut failed) = (self.settings.poll, None);
         while let Some(checked) = checks.next().await {
             match checked {
