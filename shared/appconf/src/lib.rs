@@ -7,11 +7,11 @@
 //!    a [`RevisionName`] (`TYPE|name|version`).
 //! 2. For each component, in launch order, the caller looks up what the app package holds for
 //!    it (the `spec.workload` of the component's `meta.yaml`, and its version) and calls
-//!    [`resolve`], which returns [`Outcome::Skip`] for types the executor does not deploy, or the
+//!    [`resolve()`], which returns [`Outcome::Skip`] for types the executor does not deploy, or the
 //!    [`sw_contracts::executor::ComponentTarget`] and
 //!    [`sw_contracts::executor::RenderedComponent`] of an `executor` apply command: placement
-//!    decided, `{{ Global.X }}` rendered, `toFieldPaths` applied ([`resolve`]'s module docs give
-//!    the precedence rules).
+//!    decided, Jinja templates (`{{ Global.X }}`) rendered with minijinja ([`template`]),
+//!    `toFieldPaths` applied ([`mod@resolve`]'s module docs give the precedence rules).
 //!
 //! Pure: no I/O, so `sreworks render` (a dry run) and the workflow service give the same result.
 

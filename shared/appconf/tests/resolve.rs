@@ -212,7 +212,7 @@ spec:
     for want in [
         ("Global.SVC", "trait 'gateway.trait.abm.io' spec.serviceName", ProblemKind::Undefined),
         ("Global.SVC", "trait 'gateway.trait.abm.io' spec.path", ProblemKind::Undefined),
-        ("options.x", "trait 'gateway.trait.abm.io' spec.path", ProblemKind::Unsupported),
+        ("options.x", "trait 'gateway.trait.abm.io' spec.path", ProblemKind::Undefined),
         ("Global.DB_ZONE", "parameter 'DB_HOST'", ProblemKind::Undefined),
         ("Global.A", "parameter 'B'", ProblemKind::Cycle),
     ] {
@@ -260,4 +260,35 @@ spec:
     )
     .unwrap_err();
     assert_eq!(e, ResolveError::NoWorkload { component: "K8S_JOB|job".into() });
+}
+
+#[test]
+fn parameter_values_and_traits_are_jinja_templates() {
+    let a = ac(&format!(
+        "{PLACED}  - {{ name: ZONE, value: '{{{{ Global.NAMESPACE_ID | upper }}}}' }}
+  - {{ name: PORTS, value: [80, 443] }}
+  components:
+  - revisionName: K8S_MICROSERVICE|web|_
+    parameterValues:
+    - {{ name: REPLICAS, value: \"{{{{ Global.SIZE | default('2') | int + 1 }}}}\", toFieldPaths: [spec.replicas] }}
+    - {{ name: P, value: '{{{{ Global.PORTS }}}}', toFieldPaths: [spec.ports] }}
+    traits:
+    - name: gateway.trait.abm.io
+      spec: {{ path: \"/{{{{ Global.ZONE | lower | replace('-', '_') }}}}\", ports: '{{{{ Global.PORTS | tojson }}}}' }}
+"
+    ));
+    let r = run(&a, &Overrides { namespace: Some("ns-x".into()), ..Overrides::default() }).unwrap();
+    // Jinja renders text: `int + 1` gives the text "3" (a toFieldPath value is not re-typed).
+    assert_eq!(r.component.workload["replicas"], "3");
+    assert_eq!(r.component.workload["ports"], json!([80, 443]));
+    assert_eq!(r.component.traits[0].spec, json!({ "path": "/ns_x", "ports": "[80, 443]" }));
+
+    let bad = ac(&format!(
+        "{PLACED}  components:\n  - revisionName: K8S_MICROSERVICE|web|_\n    parameterValues:\n    - {{ name: X, value: '{{{{ Global.DB_HOST ', toFieldPaths: [spec.x] }}\n"
+    ));
+    let e = run(&bad, &Overrides::default()).unwrap_err();
+    let ResolveError::Unresolved { problems, .. } = &e else { panic!("{e}") };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!((problems[0].at.as_str(), problems[0].kind), ("parameter 'X'", ProblemKind::Syntax));
+    assert!(e.to_string().contains("syntax error"), "{e}");
 }
