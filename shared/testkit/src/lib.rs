@@ -14,6 +14,8 @@
 //! Infrastructure addresses come from the usual `SREWORKS_*` variables (defaults: loopback
 //! standard ports); only the names are made unique.
 
+pub mod k8s_emulator;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,56 +2,26 @@
 //! that register it as a cluster and let the k8s-executor deploy to it. Started with
 //! `$SW_K8S_EMULATOR_PYTHON`, which `scripts/test.sh` sets; see tests/k8s-emulator/README.md.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-
-/// How long the emulator may take to print its port (python start-up and imports).
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+use sw_testkit::k8s_emulator::EmulatorProcess;
 
 /// One emulator on a free loopback port; killed when dropped.
 pub struct K8sEmulator {
     /// `http://127.0.0.1:<port>`: the API URL to register.
     pub url: String,
     http: reqwest::Client,
-    child: Child,
-    /// Kept open: the emulator's stdout pipe must not close under it.
-    _stdout: Lines<BufReader<ChildStdout>>,
+    _process: EmulatorProcess,
 }
 
 impl K8sEmulator {
-    /// Starts `$SW_K8S_EMULATOR_PYTHON tests/k8s-emulator/emulator.py 0` and waits for its port.
+    /// Starts the emulator ([`EmulatorProcess::start`]) and a client for its API and controls.
     pub async fn start() -> anyhow::Result<Self> {
-        let python = std::env::var_os("SW_K8S_EMULATOR_PYTHON").context(
-            "SW_K8S_EMULATOR_PYTHON is not set: run through scripts/test.sh, which installs the \
-             Kubernetes API emulator (tests/k8s-emulator/setup.sh) and sets it",
-        )?;
-        let script: PathBuf =
-            [env!("CARGO_MANIFEST_DIR"), "..", "k8s-emulator", "emulator.py"].iter().collect();
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg("0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {python:?} {}", script.display()))?;
-        let stdout = child.stdout.take().context("the emulator's stdout is not piped")?;
-        let mut stdout = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(START_TIMEOUT, stdout.next_line())
-            .await
-            .with_context(|| format!("the emulator printed no port within {START_TIMEOUT:?}"))??
-            .context("the emulator exited before printing its port (its stderr is above)")?;
-        let port: u16 =
-            first.trim().parse().with_context(|| format!("the emulator's first line {first:?}"))?;
+        let process = EmulatorProcess::start().await?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
-        Ok(Self { url: format!("http://127.0.0.1:{port}"), http, child, _stdout: stdout })
+        Ok(Self { url: process.url.clone(), http, _process: process })
     }
 
     /// One JSON request to the emulator (API or `/_control`); the answer's status and body.
@@ -89,11 +59,5 @@ impl K8sEmulator {
         let (status, mut log) = self.call("GET", "/_control/requests", None).await?;
         anyhow::ensure!(status == 200, "the request log: {status} {log}");
         Ok(log["items"].as_array_mut().map(std::mem::take).unwrap_or_default())
-    }
-}
-
-impl Drop for K8sEmulator {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
     }
 }

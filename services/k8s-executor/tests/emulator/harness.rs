@@ -2,19 +2,14 @@
 //! one process per test on a free port) or, when `KUBECONFIG` is set, a real cluster.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use http::Request;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sw_contracts::executor::ObjectRef;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use sw_testkit::k8s_emulator::EmulatorProcess;
 
-/// How long the emulator may take to print its port (python start-up and imports).
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one request to the API (or the emulator's controls) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -22,9 +17,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Emulator {
     url: String,
     client: kube::Client,
-    child: Child,
-    /// Kept open: the emulator's stdout pipe must not close under it.
-    _stdout: Lines<BufReader<ChildStdout>>,
+    _process: EmulatorProcess,
 }
 
 /// One API request as the emulator logged it (`GET /_control/requests`).
@@ -47,38 +40,13 @@ impl Logged {
 }
 
 impl Emulator {
-    /// Starts `$SW_K8S_EMULATOR_PYTHON tests/k8s-emulator/emulator.py 0` and waits for its port.
+    /// Starts the emulator ([`EmulatorProcess::start`]; panics with the reason when it cannot).
     pub async fn start() -> Self {
-        let python = std::env::var_os("SW_K8S_EMULATOR_PYTHON").unwrap_or_else(|| {
-            panic!(
-                "SW_K8S_EMULATOR_PYTHON is not set: run these tests through `make test` \
-                 (scripts/test.sh), which installs the Kubernetes API emulator \
-                 (tests/k8s-emulator/setup.sh) and sets it to the emulator's python"
-            )
-        });
-        let script: PathBuf =
-            [env!("CARGO_MANIFEST_DIR"), "..", "..", "tests", "k8s-emulator", "emulator.py"].iter().collect();
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg("0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {python:?} {}: {e}", script.display()));
-        let mut stdout = BufReader::new(child.stdout.take().expect("the emulator's stdout is piped")).lines();
-        let first = tokio::time::timeout(START_TIMEOUT, stdout.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("the emulator printed no port within {START_TIMEOUT:?}"))
-            .expect("reading the emulator's stdout")
-            .expect("the emulator exited before printing its port (its stderr is above)");
-        let port: u16 =
-            first.trim().parse().unwrap_or_else(|_| panic!("the emulator's first line {first:?}"));
-        let url = format!("http://127.0.0.1:{port}");
+        let process = EmulatorProcess::start().await.unwrap_or_else(|e| panic!("{e:#}"));
+        let url = process.url.clone();
         let client = kube::Client::try_from(kube::Config::new(url.parse().expect("emulator url")))
             .expect("a client for the emulator");
-        Self { url, client, child, _stdout: stdout }
+        Self { url, client, _process: process }
     }
 
     /// A kube-rs configuration pointing at the emulator (plain HTTP, no auth).
@@ -126,13 +94,6 @@ impl Emulator {
     pub async fn release_delays(&self) {
         let _: Value =
             call(&self.client, "DELETE", "/_control/delay", "", None).await.expect("release delays");
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        // kill_on_drop would too; saying it here keeps the intent next to the type.
-        let _ = self.child.start_kill();
     }
 }
 
