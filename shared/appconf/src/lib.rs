@@ -13,15 +13,31 @@
 //!    decided, Jinja templates (`{{ Global.X }}`) rendered with minijinja ([`template`]),
 //!    `toFieldPaths` applied ([`mod@resolve`]'s module docs give the precedence rules).
 //!
+//! ## Launch validation
+//!
+//! Before anything is deployed, [`validate_launch`] ([`mod@plan`]) checks the whole file and
+//! returns every problem at once, each with a stable code for a 422: component types the
+//! executor cannot deploy (`HELM`, `ABM_HELM`, `ABM_KUSTOMIZE`, unknown ones; the addon types are
+//! skipped, not refused), duplicate components, unknown or cyclic dependencies, and workflow
+//! problems (unknown step types, duplicate steps or outputs, unknown inputs, cycles). Accepted, it
+//! gives the [`LaunchPlan`]: the components in dependency order (a dependency on a skipped addon
+//! is satisfied) and the steps in the order they run (`spec.workflow.mode`: `STEP_BY_STEP`, the
+//! default, or `DAG`; without `spec.workflow`, one `deploy` step).
+//!
 //! Pure: no I/O, so `sreworks render` (a dry run) and the workflow service give the same result.
 
 pub mod field_path;
 pub mod model;
+pub mod plan;
 pub mod resolve;
 pub mod revision;
 pub mod template;
 
 pub use model::{ApplicationConfiguration, Component, ParseError};
+pub use plan::{
+    ADDON_COMPONENT_TYPES, ComponentAction, LaunchError, LaunchPlan, PlannedComponent, PlannedStep, StepType,
+    WorkflowMode, WorkflowPlan, topo_order, validate_launch,
+};
 pub use resolve::{
     BUILTINS, Outcome, Overrides, PackagedComponent, ResolveError, Resolved, resolve, skip_reason,
 };
