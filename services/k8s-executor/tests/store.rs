@@ -1,10 +1,12 @@
 //! The inventory store against the real MariaDB: each test has its own `{id}_executor` database.
 
+mod common;
+
 use std::collections::BTreeSet;
 
+use common::target_of as target;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use sw_contracts::AppId;
-use sw_contracts::executor::{ComponentResult, ComponentTarget, Health, ObjectRef};
+use sw_contracts::executor::{ComponentResult, Health, ObjectRef};
 use sw_k8s_executor::plan::{
     self, ApplyDecision, ApplyInput, InFlight, Inventory, Phase, after_apply, after_prune, begin,
     decide_apply,
@@ -14,17 +16,6 @@ use sw_testkit::TestEnv;
 
 async fn open(env: &TestEnv) -> Store {
     Store::open(&env.cfg.database).await.expect("executor database migrates")
-}
-
-fn target(component: &str) -> ComponentTarget {
-    ComponentTarget {
-        cluster_id: "c1".into(),
-        namespace: "shop".into(),
-        app_id: AppId::parse("shop").expect("app id"),
-        stage_id: Some("prod".into()),
-        app_instance: "shop-prod".into(),
-        component_instance: component.into(),
-    }
 }
 
 fn object(kind: &str, name: &str) -> ObjectRef {

@@ -66,6 +66,14 @@ pub struct Pruned {
     pub skipped: Vec<Skipped>,
 }
 
+impl Pruned {
+    /// Everything this prune settled for the inventory: the objects gone, and those found to be
+    /// someone else's (left in place, but no longer this instance's to own).
+    pub fn released(&self) -> Vec<ObjectRef> {
+        self.gone.iter().cloned().chain(self.skipped.iter().map(|s| s.object.clone())).collect()
+    }
+}
+
 /// An object a prune refused to delete, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {

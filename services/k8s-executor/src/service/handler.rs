@@ -332,9 +332,7 @@ impl CommandHandler {
                         (Pruned::default(), Some(format!("applied; pruning stopped: {message}")))
                     }
                 };
-                let mut released = pruned.gone.clone();
-                released.extend(pruned.skipped.iter().map(|s| s.object.clone()));
-                let after = plan::after_prune(&done, &released)?;
+                let after = plan::after_prune(&done, &pruned.released())?;
                 self.store.save(target, &after, version).await?;
                 let assessed: Vec<_> = answers.iter().map(health::assess).collect();
                 let health = health::aggregate(&assessed);
@@ -372,9 +370,7 @@ impl CommandHandler {
                     // The delete stays in flight; a later command or a retry of this one resumes it.
                     Err(failure) => return self.report(id, target, revision, failure, last).await,
                 };
-                let mut released = pruned.gone.clone();
-                released.extend(pruned.skipped.iter().map(|s| s.object.clone()));
-                let emptied = plan::after_prune(&started, &released)?;
+                let emptied = plan::after_prune(&started, &pruned.released())?;
                 let finished = plan::after_delete(&emptied, id)?;
                 self.store.save(target, &finished, version).await?;
                 let note = skipped_note(&pruned);
@@ -424,9 +420,7 @@ impl CommandHandler {
                 return Ok(inv);
             }
         };
-        let mut released = pruned.gone;
-        released.extend(pruned.skipped.into_iter().map(|s| s.object));
-        let after = plan::after_prune(&inv, &released)?;
+        let after = plan::after_prune(&inv, &pruned.released())?;
         self.store.save(target, &after, version).await?;
         Ok(after)
     }
