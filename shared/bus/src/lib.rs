@@ -289,6 +289,17 @@ impl Bus {
         self.publish_acked(subject, msg_id, EVENT_CONTENT_TYPE, traceparent, payload).await
     }
 
+    /// Publishes a serialised command (see [`Bus::publish_command`]) on `subject`, waiting for the ack.
+    pub async fn publish_command_raw(
+        &self,
+        subject: &str,
+        command_id: &str,
+        traceparent: Option<&str>,
+        payload: bytes::Bytes,
+    ) -> Result<bool, BusError> {
+        self.publish_acked(subject, command_id, COMMAND_CONTENT_TYPE, traceparent, payload).await
+    }
+
     async fn publish_acked(
         &self,
         subject: &str,

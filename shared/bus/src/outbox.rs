@@ -101,6 +101,32 @@ impl Outbox {
         Ok(())
     }
 
+    /// Adds the command `name` (`k8s.apply`) with id `command_id` to the outbox through `conn`, so a
+    /// service's state change and the command it causes commit together; the relay publishes it on
+    /// the commands stream with `command_id` as its `Nats-Msg-Id`.
+    pub async fn enqueue_command<C: ConnectionTrait, T: serde::Serialize>(
+        &self,
+        conn: &C,
+        name: &str,
+        command_id: &str,
+        traceparent: Option<&str>,
+        command: &T,
+    ) -> Result<(), DbErr> {
+        let payload = serde_json::to_string(command).map_err(|e| DbErr::Custom(e.to_string()))?;
+        conn.execute(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            "INSERT INTO sw_outbox (event_id, subject, traceparent, payload) VALUES (?, ?, ?, ?)",
+            [
+                Value::from(command_id.to_owned()),
+                Value::from(self.names.command_subject(name)),
+                Value::from(traceparent.map(str::to_owned)),
+                Value::from(payload),
+            ],
+        ))
+        .await?;
+        Ok(())
+    }
+
     /// Tells the relay there is something to publish. Call after the transaction committed.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -108,7 +134,9 @@ impl Outbox {
 
     /// A relay over `db` publishing through `bus`.
     pub fn relay(&self, db: DatabaseConnection, bus: Bus) -> Relay {
-        Relay { db, bus, wake: self.wake.clone() }
+        // `sw.cmd.` for prefix `sw`: rows on these subjects are commands.
+        let command_prefix = self.names.commands_wildcard().trim_end_matches('>').to_owned();
+        Relay { db, bus, wake: self.wake.clone(), command_prefix }
     }
 }
 
@@ -118,6 +146,8 @@ pub struct Relay {
     db: DatabaseConnection,
     bus: Bus,
     wake: Arc<Notify>,
+    /// Subjects starting with this are commands, published with the command content type.
+    command_prefix: String,
 }
 
 /// Why a relay pass stopped early.
@@ -189,11 +219,21 @@ impl Relay {
             let subject: String = row.try_get("", "subject")?;
             let traceparent: Option<String> = row.try_get("", "traceparent")?;
             let payload: String = row.try_get("", "payload")?;
-            match self
-                .bus
-                .publish_raw(&subject, &event_id, traceparent.as_deref(), payload.into_bytes().into())
-                .await
-            {
+            let published = if subject.starts_with(&self.command_prefix) {
+                self.bus
+                    .publish_command_raw(
+                        &subject,
+                        &event_id,
+                        traceparent.as_deref(),
+                        payload.into_bytes().into(),
+                    )
+                    .await
+            } else {
+                self.bus
+                    .publish_raw(&subject, &event_id, traceparent.as_deref(), payload.into_bytes().into())
+                    .await
+            };
+            match published {
                 Ok(duplicate) => {
                     if duplicate {
                         tracing::debug!(

@@ -66,6 +66,7 @@ pub struct Config {
     pub s3: S3Config,
     pub package_store: PackageStoreConfig,
     pub executor: ExecutorConfig,
+    pub workflow: WorkflowConfig,
     /// Drain deadline on shutdown, in seconds: in-flight requests and messages get this long to finish.
     pub shutdown_grace_secs: u64,
 }
@@ -84,6 +85,7 @@ impl Default for Config {
             s3: S3Config::default(),
             package_store: PackageStoreConfig::default(),
             executor: ExecutorConfig::default(),
+            workflow: WorkflowConfig::default(),
             shutdown_grace_secs: 10,
         }
     }
@@ -467,6 +469,68 @@ impl ExecutorConfig {
     }
 }
 
+/// What a second launch for an app instance that already has a deployment running does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaunchConflict {
+    /// It is accepted and waits (state `CREATED`) until the running one ends.
+    Queue,
+    /// It is refused with 409 `deployment_in_progress`.
+    Reject,
+}
+
+/// The workflow service: deadlines, how launches for one app instance are serialised, timers and
+/// the `webhook` step.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// Deadline of a whole deployment (its workflow) from its start, in seconds; reaching it ends
+    /// the deployment in `FAILURE` with reason `Timeout`.
+    pub deployment_timeout_secs: u64,
+    /// Default deadline of a step from its start, in seconds (a step's `timeout` property wins).
+    pub step_timeout_secs: u64,
+    /// Default deadline of a `suspend` or `rollout-promotion` step waiting for an operator.
+    pub approval_timeout_secs: u64,
+    /// How long the executor waits for a component to become healthy, in seconds (sent with each
+    /// apply command; the executor reports `failed` with reason `Timeout` after it).
+    pub health_timeout_secs: u64,
+    /// A launch for an app instance with a deployment still running: `queue` or `reject`.
+    pub on_conflict: LaunchConflict,
+    /// How often each replica looks for due work (timers, work another replica left), in
+    /// milliseconds. Work this replica causes itself is picked up at once.
+    pub poll_ms: u64,
+    /// How long one replica holds a deployment while advancing it before another may take over,
+    /// in seconds.
+    pub lease_secs: u64,
+    /// Deployments advanced at once per replica.
+    pub concurrency: u64,
+    /// HMAC-SHA256 key signing `webhook` step requests (`webhook-signature` header). No default:
+    /// without it a launch with a `webhook` step is refused.
+    pub webhook_signing_key: Option<Secret>,
+    /// Deadline of one webhook request, in seconds.
+    pub webhook_timeout_secs: u64,
+    /// Attempts of a webhook before its step fails (with backoff between them).
+    pub webhook_attempts: u64,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            deployment_timeout_secs: 6 * 3600,
+            step_timeout_secs: 1800,
+            approval_timeout_secs: 24 * 3600,
+            health_timeout_secs: 600,
+            on_conflict: LaunchConflict::Queue,
+            poll_ms: 500,
+            lease_secs: 30,
+            concurrency: 16,
+            webhook_signing_key: None,
+            webhook_timeout_secs: 10,
+            webhook_attempts: 3,
+        }
+    }
+}
+
 /// S3 bucket naming rules: 3-63 characters of a-z, 0-9, '-' and '.', starting and ending with a
 /// letter or digit.
 fn valid_bucket_name(name: &str) -> bool {
@@ -562,7 +626,33 @@ impl Config {
             return Err(invalid("appmeta.encryption_key", "must be 32 bytes encoded in base64"));
         }
         self.validate_s3()?;
-        self.validate_executor()
+        self.validate_executor()?;
+        self.validate_workflow()
+    }
+
+    fn validate_workflow(&self) -> Result<(), ConfigError> {
+        let wf = &self.workflow;
+        for (name, v) in [
+            ("workflow.deployment_timeout_secs", wf.deployment_timeout_secs),
+            ("workflow.step_timeout_secs", wf.step_timeout_secs),
+            ("workflow.approval_timeout_secs", wf.approval_timeout_secs),
+            ("workflow.health_timeout_secs", wf.health_timeout_secs),
+            ("workflow.poll_ms", wf.poll_ms),
+            ("workflow.lease_secs", wf.lease_secs),
+            ("workflow.concurrency", wf.concurrency),
+            ("workflow.webhook_timeout_secs", wf.webhook_timeout_secs),
+            ("workflow.webhook_attempts", wf.webhook_attempts),
+        ] {
+            if v == 0 {
+                return Err(invalid(name, "must be > 0"));
+            }
+        }
+        if let Some(k) = &wf.webhook_signing_key
+            && k.expose().len() < 16
+        {
+            return Err(invalid("workflow.webhook_signing_key", "must be at least 16 characters"));
+        }
+        Ok(())
     }
 
     fn validate_executor(&self) -> Result<(), ConfigError> {

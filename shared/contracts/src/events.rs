@@ -85,7 +85,7 @@ macro_rules! ev {
 /// Every event type the platform publishes.
 pub fn catalogue() -> Vec<EventSpec> {
     use crate::appmeta::*;
-    use crate::{auth, packages};
+    use crate::{auth, packages, workflow};
     vec![
         ev!("appmeta.app.created", "An application was created.", AppOut),
         ev!("appmeta.app.updated", "An application's fields changed.", AppOut),
@@ -185,6 +185,152 @@ pub fn catalogue() -> Vec<EventSpec> {
             "Every object the component instance owned was deleted.",
             crate::executor::ComponentResult
         ),
+        ev!(
+            "deployment.app.created",
+            "A deployment was created (state CREATED).",
+            workflow::DeploymentChanged
+        ),
+        ev!(
+            "deployment.app.component-checking",
+            "A deployment entered state COMPONENT_CHECKING.",
+            workflow::DeploymentChanged
+        ),
+        ev!(
+            "deployment.app.processing-component",
+            "A deployment entered state PROCESSING_COMPONENT.",
+            workflow::DeploymentChanged
+        ),
+        ev!(
+            "deployment.app.waiting-component",
+            "A deployment entered state WAITING_COMPONENT.",
+            workflow::DeploymentChanged
+        ),
+        ev!(
+            "deployment.app.backup-checking",
+            "A deployment entered state BACKUP_CHECKING.",
+            workflow::DeploymentChanged
+        ),
+        ev!(
+            "deployment.app.backing-up",
+            "A deployment entered state BACKING_UP.",
+            workflow::DeploymentChanged
+        ),
+        ev!(
+            "deployment.app.processing",
+            "A deployment entered state PROCESSING.",
+            workflow::DeploymentChanged
+        ),
+        ev!("deployment.app.waiting", "A deployment entered state WAITING.", workflow::DeploymentChanged),
+        ev!(
+            "deployment.app.wait-for-op",
+            "A deployment entered state WAIT_FOR_OP.",
+            workflow::DeploymentChanged
+        ),
+        ev!("deployment.app.succeeded", "A deployment entered state SUCCESS.", workflow::DeploymentChanged),
+        ev!("deployment.app.failed", "A deployment entered state FAILURE.", workflow::DeploymentChanged),
+        ev!("deployment.app.exception", "A deployment entered state EXCEPTION.", workflow::DeploymentChanged),
+        ev!(
+            "deployment.app.terminated",
+            "A deployment entered state TERMINATED.",
+            workflow::DeploymentChanged
+        ),
+        ev!(
+            "deployment.component.created",
+            "A component of a deployment was created (state CREATED).",
+            workflow::DeployComponentChanged
+        ),
+        ev!(
+            "deployment.component.processing",
+            "A component of a deployment entered state PROCESSING.",
+            workflow::DeployComponentChanged
+        ),
+        ev!(
+            "deployment.component.running",
+            "A component of a deployment entered state RUNNING.",
+            workflow::DeployComponentChanged
+        ),
+        ev!(
+            "deployment.component.wait-for-op",
+            "A component of a deployment entered state WAIT_FOR_OP.",
+            workflow::DeployComponentChanged
+        ),
+        ev!(
+            "deployment.component.succeeded",
+            "A component of a deployment entered state SUCCESS.",
+            workflow::DeployComponentChanged
+        ),
+        ev!(
+            "deployment.component.failed",
+            "A component of a deployment entered state FAILURE.",
+            workflow::DeployComponentChanged
+        ),
+        ev!(
+            "deployment.component.exception",
+            "A component of a deployment entered state EXCEPTION.",
+            workflow::DeployComponentChanged
+        ),
+        ev!(
+            "deployment.component.terminated",
+            "A component of a deployment entered state TERMINATED.",
+            workflow::DeployComponentChanged
+        ),
+        ev!(
+            "workflow.instance.pending",
+            "A workflow instance was created (state PENDING).",
+            workflow::WorkflowChanged
+        ),
+        ev!(
+            "workflow.instance.preprocessing",
+            "A workflow instance entered state PREPROCESSING.",
+            workflow::WorkflowChanged
+        ),
+        ev!(
+            "workflow.instance.running",
+            "A workflow instance entered state RUNNING.",
+            workflow::WorkflowChanged
+        ),
+        ev!(
+            "workflow.instance.suspend",
+            "A workflow instance entered state SUSPEND.",
+            workflow::WorkflowChanged
+        ),
+        ev!(
+            "workflow.instance.succeeded",
+            "A workflow instance entered state SUCCESS.",
+            workflow::WorkflowChanged
+        ),
+        ev!(
+            "workflow.instance.failed",
+            "A workflow instance entered state FAILURE.",
+            workflow::WorkflowChanged
+        ),
+        ev!(
+            "workflow.instance.exception",
+            "A workflow instance entered state EXCEPTION.",
+            workflow::WorkflowChanged
+        ),
+        ev!(
+            "workflow.instance.terminated",
+            "A workflow instance entered state TERMINATED.",
+            workflow::WorkflowChanged
+        ),
+        ev!("workflow.task.pending", "A workflow task was created (state PENDING).", workflow::TaskChanged),
+        ev!("workflow.task.running", "A workflow task entered state RUNNING.", workflow::TaskChanged),
+        ev!("workflow.task.waiting", "A workflow task entered state WAITING.", workflow::TaskChanged),
+        ev!(
+            "workflow.task.running-suspend",
+            "A workflow task entered state RUNNING_SUSPEND.",
+            workflow::TaskChanged
+        ),
+        ev!(
+            "workflow.task.waiting-suspend",
+            "A workflow task entered state WAITING_SUSPEND.",
+            workflow::TaskChanged
+        ),
+        ev!("workflow.task.succeeded", "A workflow task entered state SUCCESS.", workflow::TaskChanged),
+        ev!("workflow.task.failed", "A workflow task entered state FAILURE.", workflow::TaskChanged),
+        ev!("workflow.task.exception", "A workflow task entered state EXCEPTION.", workflow::TaskChanged),
+        ev!("workflow.task.terminated", "A workflow task entered state TERMINATED.", workflow::TaskChanged),
         ev!(
             "bus.message.dead-lettered",
             "A consumer gave up on a message (retry limit reached or a permanent error) and moved it to the stream's dead-letter subject `sw.dlq.<stream>`.",

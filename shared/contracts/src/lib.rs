@@ -17,6 +17,7 @@ pub mod packages;
 pub mod page;
 pub mod problem;
 pub mod rpc;
+pub mod workflow;
 
 pub use ids::{AppId, IdError, Name};
 pub use page::{Page, PageQuery};

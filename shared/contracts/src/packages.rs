@@ -302,3 +302,18 @@ pub struct AppPackageTaskIn {
     #[schema(value_type = Vec<Object>)]
     pub components: Vec<serde_json::Value>,
 }
+
+/// `GET /v1/apps/{appId}/app-packages/{appPackageId}/components`: what a package holds for each
+/// component, as the workflow service resolves a launch against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentWorkloadOut {
+    /// `K8S_MICROSERVICE`, `K8S_JOB`, `HELM`, `RESOURCE_ADDON`…
+    pub component_type: String,
+    pub component_name: String,
+    pub package_version: String,
+    /// `spec.workload` of the component package's `meta.yaml` (apiVersion, kind, metadata, spec),
+    /// with unquoted `{{ x }}` read back as text; `null` when the meta.yaml has none (addons).
+    #[schema(value_type = Object)]
+    pub workload: serde_json::Value,
+}

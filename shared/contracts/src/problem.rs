@@ -51,11 +51,20 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong with it.
     pub message: String,
+    /// A stable machine code of the problem where one is defined (e.g. a launch file's
+    /// `unsupported_component_type`, `dependency_cycle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self { field: field.into(), message: message.into(), code: None }
+    }
+
+    /// A field error with a stable machine code.
+    pub fn with_code(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into(), code: Some(code.into()) }
     }
 }
 
