@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::SERVICE;
 use crate::format::Limits;
+use crate::ops::WorkloadCache;
 use crate::storage::Storage;
 
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub(crate) struct Ctx {
     pub builds: Notify,
     /// Names this process in build task leases.
     pub instance: String,
+    /// Workloads of component zips already read (`packages.components`).
+    pub workloads: WorkloadCache,
 }
 
 impl Ctx {

@@ -119,6 +119,7 @@ pub async fn build(
         tasks: TaskTracker::new(),
         builds: tokio::sync::Notify::new(),
         instance: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+        workloads: ops::WorkloadCache::new(ops::CACHE_MAX_ENTRIES, ops::CACHE_MAX_BYTES),
     });
     let router = ops::router(&ctx);
     Ok(Service { bus, router, ctx, grace: Duration::from_secs(cfg.shutdown_grace_secs) })

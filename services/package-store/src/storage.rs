@@ -277,6 +277,12 @@ impl Storage {
     /// Downloads `key` into the file at `path` (created or truncated), chunk by chunk; returns
     /// the bytes written.
     pub async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64, StorageError> {
+        self.get_to_file_capped(key, path, u64::MAX).await
+    }
+
+    /// [`Storage::get_to_file`], failing once the object goes past `max` bytes (an object larger
+    /// than its row says is not read to the end).
+    pub async fn get_to_file_capped(&self, key: &str, path: &Path, max: u64) -> Result<u64, StorageError> {
         use tokio::io::AsyncWriteExt;
         let out = self
             .client
@@ -293,8 +299,15 @@ impl Storage {
         while let Some(chunk) =
             body.try_next().await.map_err(|e| StorageError::new("GetObject", key, DisplayErrorContext(e)))?
         {
-            file.write_all(&chunk).await.map_err(|e| StorageError::new("GetObject", key, e))?;
             written += chunk.len() as u64;
+            if written > max {
+                return Err(StorageError::new(
+                    "GetObject",
+                    key,
+                    format!("the object is larger than {max} bytes"),
+                ));
+            }
+            file.write_all(&chunk).await.map_err(|e| StorageError::new("GetObject", key, e))?;
         }
         file.flush().await.map_err(|e| StorageError::new("GetObject", key, e))?;
         Ok(written)

@@ -92,3 +92,37 @@ pub(crate) async fn to_out<C: ConnectionTrait>(
     let mut outs = to_outs(conn, std::slice::from_ref(row)).await?;
     outs.pop().ok_or_else(|| corrupt(CorruptRow::new("app package", row.id)))
 }
+
+/// The component rows of `row`'s current generation, in the package's component order.
+pub(crate) async fn components_of<C: ConnectionTrait>(
+    conn: &C,
+    row: &app_package::Model,
+) -> Result<Vec<component_package::Model>, ApiError> {
+    let links: Vec<link::Model> = link::Entity::find()
+        .filter(link::Column::AppPackageId.eq(row.id))
+        .filter(link::Column::Generation.eq(row.generation))
+        .order_by_asc(link::Column::Position)
+        .all(conn)
+        .await
+        .map_err(sw_db::api_error)?;
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
+    let components: HashMap<i64, component_package::Model> = component_package::Entity::find()
+        .filter(component_package::Column::Id.is_in(links.iter().map(|l| l.component_package_id)))
+        .all(conn)
+        .await
+        .map_err(sw_db::api_error)?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    links
+        .iter()
+        .map(|l| {
+            components
+                .get(&l.component_package_id)
+                .cloned()
+                .ok_or_else(|| corrupt(CorruptRow::new("component link", l.component_package_id)))
+        })
+        .collect()
+}

@@ -9,6 +9,9 @@
 //!   with its own `meta.yaml` (an OAM Component) and whatever files the component type needs;
 //! - other files SREWorks ships alongside (`launch.yaml.tpl`, …), which are checked but not used.
 //!
+//! A component's `meta.yaml` carries its `spec.workload`, what a deployment starts from; it is read
+//! with [`component_workload`].
+//!
 //! # The limits
 //! The input is untrusted, so every zip (outer and nested) is held to [`Limits`]: entry count from
 //! the central directory before reading; names must be relative and stay inside the root; no
@@ -28,6 +31,7 @@ mod inspect;
 mod limits;
 mod meta;
 mod names;
+mod workload;
 
 pub use error::FormatError;
 pub use inspect::{
@@ -36,3 +40,4 @@ pub use inspect::{
 };
 pub use limits::Limits;
 pub use meta::{AppPackageMeta, ComponentPackageMeta, parse_meta};
+pub use workload::component_workload;

@@ -1,10 +1,13 @@
 //! The NATS operations of package-store (`{prefix}.api.package-store.<op>`): the import (a
-//! streamed body, see [`import`]), the reads and deletes of packages ([`packages`]), and build
-//! tasks ([`tasks`], also streamed).
+//! streamed body, see [`import`]), the reads and deletes of packages ([`packages`]), the workloads
+//! of a package's components ([`components`]), and build tasks ([`tasks`], also streamed).
 
+mod components;
 mod import;
 mod packages;
 mod tasks;
+
+pub(crate) use components::{CACHE_MAX_BYTES, CACHE_MAX_ENTRIES, WorkloadCache};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +41,7 @@ pub(crate) fn router(ctx: &Arc<Ctx>) -> Router {
         .route("packages.latest-version", bind(ctx, packages::latest_version))
         .route("packages.delete", bind(ctx, packages::delete))
         .route("packages.launch-yaml", bind(ctx, packages::launch_yaml))
+        .route("packages.components", bind(ctx, components::components))
         .route("packages.download", bind(ctx, packages::download))
         .route("packages.download-url", bind(ctx, packages::download_url))
         .route_streaming("package-tasks.create", idle, deadline, move |call: RpcCall, body: BlobReader| {

@@ -26,7 +26,7 @@ use crate::store::{self, corrupt, not_found};
 const INTERNAL_URL_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The caller, authorized for `op` on the path's app.
-async fn authorized(ctx: &Ctx, call: &RpcCall, op: Op) -> Result<AppId, ApiError> {
+pub(super) async fn authorized(ctx: &Ctx, call: &RpcCall, op: Op) -> Result<AppId, ApiError> {
     let principal = ctx.principal(call).await?;
     let app = app_param(call)?;
     authz::require(&principal, op, &app)?;

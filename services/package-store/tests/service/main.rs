@@ -6,6 +6,7 @@ mod build_support;
 mod builds;
 #[path = "../common/mod.rs"]
 mod common;
+mod components;
 mod imports;
 mod lifecycle;
 mod refusals;
