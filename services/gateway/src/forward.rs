@@ -115,6 +115,11 @@ async fn handle(
             let parsed = parse_form(&parts.headers, &raw)?;
             (raw, Some(parsed))
         }
+        BodyKind::Document => {
+            let raw = read_body(&parts.headers, body, limit).await?;
+            let parsed = parse_document(&parts.headers, &raw)?;
+            (raw, parsed)
+        }
     };
     let envelope = RpcEnvelope { params, query: query.clone(), body };
 
@@ -283,6 +288,200 @@ fn parse_json(headers: &HeaderMap, raw: &[u8]) -> Result<Option<serde_json::Valu
         .map_err(|e| ApiError::malformed_json(format!("The body is not valid JSON: {e}")))
 }
 
+/// A [`BodyKind::Document`]: JSON as [`parse_json`] reads it, or one YAML document turned into the
+/// same JSON (unquoted `{{ x }}` read back as text, keys made strings: [`sw_appconf::model::normalize`]).
+fn parse_document(headers: &HeaderMap, raw: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match media_type(headers) {
+        Some(m) if is_json_media_type(&m) => parse_json(headers, raw),
+        Some(m) if is_yaml_media_type(&m) => parse_yaml(raw).map(Some),
+        _ => Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            "Send the body as 'Content-Type: application/yaml' or 'Content-Type: application/json'.",
+        )),
+    }
+}
+
+fn is_yaml_media_type(m: &str) -> bool {
+    crate::routes::DOCUMENT_BODY.contains(&m) || m.ends_with("+yaml")
+}
+
+fn malformed_yaml(detail: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("malformed_yaml", format!("The body is not valid YAML: {detail}"))
+}
+
+fn parse_yaml(raw: &[u8]) -> Result<serde_json::Value, ApiError> {
+    use serde::de::DeserializeSeed;
+    // serde_yaml refuses a stream of several documents itself ("more than one document").
+    let de = serde_yaml::Deserializer::from_slice(raw);
+    let budget = YamlBudget::for_text(raw.len());
+    let value = YamlNode(&budget).deserialize(de).map_err(|e| {
+        // serde_yaml's message ends with "at line L column C" when it knows where; say where
+        // even when the error is ours (the budget, a duplicate key).
+        match e.location() {
+            Some(l) if !e.to_string().contains(" at line ") => {
+                malformed_yaml(format_args!("{e} (at line {} column {})", l.line(), l.column()))
+            }
+            _ => malformed_yaml(e),
+        }
+    })?;
+    let value = sw_appconf::model::normalize(value).map_err(|(path, msg)| {
+        let at = if path.is_empty() { String::new() } else { format!(" at `{path}`") };
+        ApiError::bad_request("malformed_yaml", format!("The YAML cannot be read as JSON{at}: {msg}."))
+    })?;
+    serde_json::to_value(value).map_err(|e| {
+        ApiError::bad_request("malformed_yaml", format!("The YAML cannot be read as JSON: {e}."))
+    })
+}
+
+/// Bounds what anchors and aliases can make of a YAML text (the "billion laughs").
+///
+/// serde_yaml expands an alias by replaying the anchored node, and its own cap (100 replays per
+/// event of the text) still lets a 1 MiB body grow to gigabytes: a large anchored node aliased
+/// many times. Aliases are allowed (people repeat blocks with them), but their expansion is
+/// counted: every node the document expands to costs one unit and every byte of a string one more,
+/// and the whole document may cost [`YamlBudget::PER_BYTE`] units per byte of its text. A text
+/// without aliases stays near 1.5 units per byte at worst (flow shorthand like `[:, :]`, escapes
+/// like `\L` that make 3 bytes of 2), so only an expansion is refused — while it is being built,
+/// before it takes the memory — as `malformed_yaml`.
+struct YamlBudget(std::cell::Cell<usize>);
+
+impl YamlBudget {
+    const PER_BYTE: usize = 3;
+    const FLOOR: usize = 4096;
+
+    fn for_text(len: usize) -> Self {
+        Self(std::cell::Cell::new(len.saturating_mul(Self::PER_BYTE).saturating_add(Self::FLOOR)))
+    }
+
+    fn spend<E: serde::de::Error>(&self, units: usize) -> Result<(), E> {
+        match self.0.get().checked_sub(units) {
+            Some(left) => {
+                self.0.set(left);
+                Ok(())
+            }
+            None => Err(E::custom(
+                "its aliases expand to far more than the text itself (refused as a possible alias bomb)",
+            )),
+        }
+    }
+}
+
+/// One YAML node read into a [`serde_yaml::Value`] as serde_yaml's own reader would, but paying
+/// for itself from the [`YamlBudget`]. Tags are dropped (as `normalize` would).
+struct YamlNode<'a>(&'a YamlBudget);
+
+impl<'de> serde::de::DeserializeSeed<'de> for YamlNode<'_> {
+    type Value = serde_yaml::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for YamlNode<'_> {
+    type Value = serde_yaml::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        self.0.spend(1)?;
+        Ok(serde_yaml::Value::Bool(b))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        self.0.spend(1)?;
+        Ok(serde_yaml::Value::Number(n.into()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        self.0.spend(1)?;
+        Ok(serde_yaml::Value::Number(n.into()))
+    }
+
+    // Integers past 64 bits become floats, as they do in JSON bodies.
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i128<E: serde::de::Error>(self, n: i128) -> Result<Self::Value, E> {
+        self.visit_f64(n as f64)
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u128<E: serde::de::Error>(self, n: u128) -> Result<Self::Value, E> {
+        self.visit_f64(n as f64)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Self::Value, E> {
+        self.0.spend(1)?;
+        Ok(serde_yaml::Value::Number(n.into()))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        self.visit_string(s.to_owned())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+        self.0.spend(1 + s.len())?;
+        Ok(serde_yaml::Value::String(s))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.0.spend(1)?;
+        Ok(serde_yaml::Value::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        use serde::de::DeserializeSeed;
+        self.deserialize(d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.0.spend(1)?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(YamlNode(self.0))? {
+            items.push(item);
+        }
+        Ok(serde_yaml::Value::Sequence(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        self.0.spend(1)?;
+        let mut out = serde_yaml::Mapping::new();
+        while let Some(key) = map.next_key_seed(YamlNode(self.0))? {
+            let value = map.next_value_seed(YamlNode(self.0))?;
+            // As serde_yaml's own reader: YAML does not allow a key twice.
+            if out.contains_key(&key) {
+                return Err(A::Error::custom(format_args!("duplicate key {}", key_text(&key))));
+            }
+            out.insert(key, value);
+        }
+        Ok(serde_yaml::Value::Mapping(out))
+    }
+
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        use serde::de::VariantAccess;
+        // A tagged node (`!Ref x`): the tag is dropped.
+        let (_tag, node) = data.variant::<serde::de::IgnoredAny>()?;
+        node.newtype_variant_seed(YamlNode(self.0))
+    }
+}
+
+fn key_text(key: &serde_yaml::Value) -> String {
+    match key {
+        serde_yaml::Value::String(s) => format!("'{s}'"),
+        other => serde_yaml::to_string(other).map(|s| s.trim_end().to_owned()).unwrap_or_default(),
+    }
+}
+
 fn parse_form(headers: &HeaderMap, raw: &[u8]) -> Result<serde_json::Value, ApiError> {
     if !raw.is_empty() && media_type(headers).as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(ApiError::oauth(
@@ -401,5 +600,69 @@ mod tests {
         assert!(parse_json(&h, b"{\"a\":1}").unwrap().is_some());
         assert_eq!(parse_json(&h, b"{\"a\":").unwrap_err().code(), "malformed_json");
         assert!(parse_json(&h, b"").unwrap().is_none());
+    }
+
+    fn yaml_headers(ct: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        h
+    }
+
+    #[test]
+    fn documents_are_yaml_or_json() {
+        let yaml = yaml_headers("application/yaml");
+        let doc = parse_document(&yaml, b"a: 1\nb: [x, 'y']\nname: {{ options.name }}\n").unwrap().unwrap();
+        assert_eq!(doc, serde_json::json!({"a": 1, "b": ["x", "y"], "name": "{{ options.name }}"}));
+        for ct in ["application/x-yaml", "text/yaml; charset=utf-8", "application/vnd.oam+yaml"] {
+            assert_eq!(parse_document(&yaml_headers(ct), b"a: 1").unwrap().unwrap()["a"], 1, "{ct}");
+        }
+        // Tags are dropped; keys that are numbers become text.
+        let doc = parse_document(&yaml, b"x: !Ref y\n1: one\n").unwrap().unwrap();
+        assert_eq!(doc, serde_json::json!({"x": "y", "1": "one"}));
+        let json = yaml_headers("application/json");
+        assert_eq!(parse_document(&json, b"{\"a\":1}").unwrap().unwrap()["a"], 1);
+        assert_eq!(parse_document(&json, b"a: 1").unwrap_err().code(), "malformed_json");
+        assert_eq!(parse_document(&yaml_headers("text/plain"), b"a: 1").unwrap_err().status(), 415);
+        assert_eq!(parse_document(&HeaderMap::new(), b"a: 1").unwrap_err().status(), 415);
+        assert!(parse_document(&HeaderMap::new(), b"").unwrap().is_none());
+    }
+
+    #[test]
+    fn malformed_yaml_says_where() {
+        let h = yaml_headers("application/yaml");
+        let e = parse_document(&h, b"a: 1\nb: [1, 2\n").unwrap_err();
+        assert_eq!((e.status(), e.code()), (400, "malformed_yaml"));
+        let detail = e.problem().detail.clone().unwrap_or_default();
+        assert!(detail.contains("line") && detail.contains("column"), "{detail}");
+        let e = parse_document(&h, b"a: 1\na: 2\n").unwrap_err();
+        assert_eq!(e.code(), "malformed_yaml");
+        assert!(e.problem().detail.clone().unwrap_or_default().contains("duplicate"), "{e:?}");
+        // One document only.
+        assert_eq!(parse_document(&h, b"a: 1\n---\nb: 2\n").unwrap_err().code(), "malformed_yaml");
+        // A mapping used as a key cannot be JSON.
+        assert_eq!(parse_document(&h, b"? {a: 1, b: 2}\n: x\n").unwrap_err().code(), "malformed_yaml");
+    }
+
+    #[test]
+    fn aliases_may_repeat_but_not_explode() {
+        let h = yaml_headers("application/yaml");
+        let doc = parse_document(&h, b"base: &b {image: nginx, port: 80}\nfirst: *b\nsecond: *b\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(doc["second"], serde_json::json!({"image": "nginx", "port": 80}));
+        // Nine levels of nine aliases each: 9^9 nodes from a few hundred bytes.
+        let mut bomb = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "l{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}]\n"
+            ));
+        }
+        let e = parse_document(&h, bomb.as_bytes()).unwrap_err();
+        assert_eq!(e.code(), "malformed_yaml");
+        assert!(e.problem().detail.clone().unwrap_or_default().contains("alias"), "{e:?}");
+        // One big string repeated is an expansion too, even below serde_yaml's own repetition cap.
+        let big = format!("s: &s '{}'\nl: [{}]\n", "a".repeat(64 * 1024), vec!["*s"; 200].join(", "));
+        assert_eq!(parse_document(&h, big.as_bytes()).unwrap_err().code(), "malformed_yaml");
     }
 }

@@ -12,6 +12,7 @@ use sw_contracts::appmeta::*;
 use sw_contracts::auth::*;
 use sw_contracts::executor::ClusterProbe;
 use sw_contracts::packages::*;
+use sw_contracts::workflow::*;
 use sw_contracts::{AppId, FieldError, Name, Page, PageQuery, Problem};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
@@ -221,6 +222,9 @@ op!(packages_latest: get "/v1/apps/{appId}/app-packages/latest-version", "packag
     params(("appId" = AppId, Path)), ok(200, LatestVersionOut));
 op!(packages_get: get "/v1/apps/{appId}/app-packages/{appPackageId}", "packages", "Get a package",
     params(("appId" = AppId, Path), ("appPackageId" = u64, Path)), ok(200, AppPackageOut));
+op!(packages_components: get "/v1/apps/{appId}/app-packages/{appPackageId}/components", "packages",
+    "What the package holds for each component (its workload), in the package's order",
+    params(("appId" = AppId, Path), ("appPackageId" = u64, Path)), ok(200, Vec<ComponentWorkloadOut>));
 op!(packages_delete: delete "/v1/apps/{appId}/app-packages/{appPackageId}", "packages",
     "Delete a package (its zip, and component zips no other package uses)",
     params(("appId" = AppId, Path), ("appPackageId" = u64, Path)), ok(204));
@@ -285,6 +289,78 @@ op!(package_tasks_list: get "/v1/apps/{appId}/app-package-tasks", "package-tasks
 op!(package_tasks_get: get "/v1/apps/{appId}/app-package-tasks/{taskId}", "package-tasks", "Get a build task",
     params(("appId" = AppId, Path), ("taskId" = u64, Path)), ok(200, AppPackageTaskOut));
 
+// ------------------------------------------------------------------ workflow
+
+op!(deployments_launch: post "/v1/deployments/launch", "deployments",
+"Deploy an app package from an ApplicationConfiguration (launch YAML); runs in the background",
+params(LaunchQuery),
+raw(
+    description = "The body is one `ApplicationConfiguration` document as YAML (unquoted `{{ x }}` is read \
+                   as the text `{{ x }}`) or the same as JSON, at most `gateway.body_limit_bytes`; the query's \
+                   placement parameters win over the file's. A YAML stream of several documents, or anchors \
+                   and aliases that expand far beyond the text, are a 400 `malformed_yaml`. Follow the \
+                   deployment at `GET /v1/deployments/{deployAppId}`.",
+    request_body(description = "The ApplicationConfiguration", content(
+        (String = "application/yaml"),
+        (String = "application/x-yaml"),
+        (String = "text/yaml"),
+        (Object = "application/json"),
+    )),
+    responses(
+        (status = 201, description = "Created; the deployment runs (or waits for the app instance's running one)", body = DeploymentLaunched),
+        (status = 400, description = "`malformed_yaml` (with line and column), `malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: not YAML or JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The file cannot be launched (each problem listed), or a placement or package that does not exist", body = Problem, content_type = "application/problem+json"),
+    )
+));
+op!(deployments_list: get "/v1/deployments", "deployments", "List deployments, newest first",
+    params(DeploymentListQuery), ok(200, Page<DeploymentOut>));
+op!(deployments_get: get "/v1/deployments/{deployAppId}", "deployments",
+    "Get a deployment with its components and its workflow",
+    params(("deployAppId" = u64, Path)), ok(200, DeploymentDetailOut));
+op!(deployments_replay: post "/v1/deployments/{deployAppId}/replay", "deployments",
+    "Deploy the same file and package again, as a new deployment",
+    params(("deployAppId" = u64, Path), DeploymentActionQuery), ok(201, DeploymentLaunched));
+op!(deployments_retry: post "/v1/deployments/{deployAppId}/retry", "deployments",
+    "Retry a failed deployment",
+    params(("deployAppId" = u64, Path), DeploymentActionQuery), ok(200, DeploymentOut));
+op!(deployments_terminate: post "/v1/deployments/{deployAppId}/terminate", "deployments",
+    "Stop a running deployment",
+    params(("deployAppId" = u64, Path)), ok(200, DeploymentOut));
+op!(deployments_rollback: post "/v1/deployments/{deployAppId}/rollback", "deployments",
+    "Deploy this earlier deployment again and pin the app instance to it",
+    params(("deployAppId" = u64, Path), DeploymentActionQuery), ok(201, DeploymentLaunched));
+
+op!(workflows_get: get "/v1/workflows/{workflowInstanceId}", "workflows", "Get a workflow instance and its tasks",
+    params(("workflowInstanceId" = u64, Path)), ok(200, WorkflowOut));
+op!(workflows_resume: put "/v1/workflows/{workflowInstanceId}/resume", "workflows",
+    "Resume a suspended workflow instance",
+    params(("workflowInstanceId" = u64, Path)), ok(200, WorkflowOut));
+op!(workflows_terminate: put "/v1/workflows/{workflowInstanceId}/terminate", "workflows",
+    "Stop a workflow instance (and its deployment)",
+    params(("workflowInstanceId" = u64, Path)), ok(200, WorkflowOut));
+op!(workflows_retry: put "/v1/workflows/{workflowInstanceId}/retry", "workflows",
+    "Run a failed workflow instance's failed task again",
+    params(("workflowInstanceId" = u64, Path)), ok(200, WorkflowOut));
+op!(workflows_retry_from_task: put "/v1/workflows/{workflowInstanceId}/retry-from-task", "workflows",
+    "Run the workflow again from a task, with the context saved when that task first started",
+    params(("workflowInstanceId" = u64, Path), RetryFromTaskQuery), ok(200, WorkflowOut));
+op!(workflows_context: put "/v1/workflows/{workflowInstanceId}/context", "workflows",
+"Change the workflow context (e.g. `continueRollout`, `rollback`)",
+params(("workflowInstanceId" = u64, Path)),
+raw(
+    description = "The body is a JSON object merged into the context as an RFC 7396 merge patch: a member \
+                   set to `null` is removed, an object is merged member by member, anything else replaces.",
+    request_body(description = "A merge patch of the context", content = Object, content_type = "application/json"),
+    responses((status = 200, description = "Success", body = WorkflowOut))
+));
+op!(workflows_task_suspend: put "/v1/workflows/{workflowInstanceId}/tasks/{taskId}/suspend", "workflows",
+    "Suspend a task: the workflow stops after it until resumed",
+    params(("workflowInstanceId" = u64, Path), ("taskId" = u64, Path)), ok(200, WorkflowOut));
+op!(workflows_task_terminate: put "/v1/workflows/{workflowInstanceId}/tasks/{taskId}/terminate", "workflows",
+    "Stop a task (and so its workflow instance)",
+    params(("workflowInstanceId" = u64, Path), ("taskId" = u64, Path)), ok(200, WorkflowOut));
+
 op!(healthz: get "/healthz", "health", "Liveness: the process is up", params(), ok(200, serde_json::Value), anonymous);
 op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases answer", params(), ok(200, serde_json::Value), anonymous);
 
@@ -305,9 +381,13 @@ op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases a
         namespaces_list, namespaces_create, namespaces_get, namespaces_update, namespaces_delete,
         stages_list, stages_create, stages_get, stages_update, stages_delete,
         clusters_list, clusters_create, clusters_get, clusters_update, clusters_delete, clusters_probe,
-        packages_import, packages_import_form, packages_list, packages_latest, packages_get, packages_delete,
-        packages_launch_yaml, packages_download, packages_download_url,
+        packages_import, packages_import_form, packages_list, packages_latest, packages_get, packages_components,
+        packages_delete, packages_launch_yaml, packages_download, packages_download_url,
         package_tasks_create, package_tasks_list, package_tasks_get,
+        deployments_launch, deployments_list, deployments_get, deployments_replay, deployments_retry,
+        deployments_terminate, deployments_rollback,
+        workflows_get, workflows_resume, workflows_terminate, workflows_retry, workflows_retry_from_task,
+        workflows_context, workflows_task_suspend, workflows_task_terminate,
         healthz, readyz,
     ),
     components(schemas(Problem, FieldError, ComponentType, AppId, Name, Username, ClientId)),
@@ -323,6 +403,8 @@ op!(readyz: get "/readyz", "health", "Readiness: NATS, Redis and the databases a
         (name = "clusters", description = "Kubernetes clusters"),
         (name = "packages", description = "App packages: import, list, download"),
         (name = "package-tasks", description = "Build tasks that assemble app packages"),
+        (name = "deployments", description = "Deployments of app packages (launch, replay, retry, rollback)"),
+        (name = "workflows", description = "The workflow instances that drive deployments, and their tasks"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

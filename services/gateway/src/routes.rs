@@ -14,6 +14,9 @@ pub enum BodyKind {
     Json,
     /// `application/x-www-form-urlencoded` (OAuth endpoints).
     Form,
+    /// A document sent as YAML ([`DOCUMENT_BODY`]) or as JSON, read whole within
+    /// `gateway.body_limit_bytes`; the service receives it as JSON either way (a launch file).
+    Document,
     /// A body of any size streamed to the service as it arrives ([`sw_bus::Bus::call_streaming`]),
     /// never buffered and not bound by `gateway.body_limit_bytes` (the service enforces its own
     /// limit). `accepts` lists the media types taken; anything else is a 415 before any byte is read.
@@ -32,6 +35,10 @@ pub const MULTIPART_BODY: &[&str] = &["multipart/form-data"];
 /// A build task: `build.yaml` as YAML, the same as JSON, or a form with chart archives.
 pub const BUILD_BODY: &[&str] =
     &["application/yaml", "application/x-yaml", "text/yaml", "application/json", "multipart/form-data"];
+
+/// What a [`BodyKind::Document`] may be sent as (besides `+json` and `+yaml` suffixes).
+pub const DOCUMENT_BODY: &[&str] =
+    &["application/yaml", "application/x-yaml", "text/yaml", "application/json"];
 
 /// One endpoint.
 #[derive(Debug, Clone)]
@@ -66,9 +73,10 @@ const fn anon(
     Route { method, path, service, op, body, authenticated: false }
 }
 
-use BodyKind::{Download, Form, Json, None as NoBody};
+use BodyKind::{Document, Download, Form, Json, None as NoBody};
 
 const PKG: &str = "package-store";
+const WF: &str = "workflow";
 
 const fn stream(accepts: &'static [&'static str]) -> BodyKind {
     BodyKind::Stream { accepts }
@@ -149,6 +157,13 @@ pub fn table() -> Vec<Route> {
             NoBody,
         ),
         r(Method::GET, "/v1/apps/{appId}/app-packages/{appPackageId}", PKG, "packages.get", NoBody),
+        r(
+            Method::GET,
+            "/v1/apps/{appId}/app-packages/{appPackageId}/components",
+            PKG,
+            "packages.components",
+            NoBody,
+        ),
         r(Method::DELETE, "/v1/apps/{appId}/app-packages/{appPackageId}", PKG, "packages.delete", NoBody),
         r(
             Method::GET,
@@ -180,5 +195,39 @@ pub fn table() -> Vec<Route> {
         ),
         r(Method::GET, "/v1/apps/{appId}/app-package-tasks", PKG, "package-tasks.list", NoBody),
         r(Method::GET, "/v1/apps/{appId}/app-package-tasks/{taskId}", PKG, "package-tasks.get", NoBody),
+        // workflow: deployments and the workflow instances that drive them
+        r(Method::POST, "/v1/deployments/launch", WF, "deployments.launch", Document),
+        r(Method::GET, "/v1/deployments", WF, "deployments.list", NoBody),
+        r(Method::GET, "/v1/deployments/{deployAppId}", WF, "deployments.get", NoBody),
+        r(Method::POST, "/v1/deployments/{deployAppId}/replay", WF, "deployments.replay", NoBody),
+        r(Method::POST, "/v1/deployments/{deployAppId}/retry", WF, "deployments.retry", NoBody),
+        r(Method::POST, "/v1/deployments/{deployAppId}/terminate", WF, "deployments.terminate", NoBody),
+        r(Method::POST, "/v1/deployments/{deployAppId}/rollback", WF, "deployments.rollback", NoBody),
+        r(Method::GET, "/v1/workflows/{workflowInstanceId}", WF, "workflows.get", NoBody),
+        r(Method::PUT, "/v1/workflows/{workflowInstanceId}/resume", WF, "workflows.resume", NoBody),
+        r(Method::PUT, "/v1/workflows/{workflowInstanceId}/terminate", WF, "workflows.terminate", NoBody),
+        r(Method::PUT, "/v1/workflows/{workflowInstanceId}/retry", WF, "workflows.retry", NoBody),
+        r(
+            Method::PUT,
+            "/v1/workflows/{workflowInstanceId}/retry-from-task",
+            WF,
+            "workflows.retry-from-task",
+            NoBody,
+        ),
+        r(Method::PUT, "/v1/workflows/{workflowInstanceId}/context", WF, "workflows.context", Json),
+        r(
+            Method::PUT,
+            "/v1/workflows/{workflowInstanceId}/tasks/{taskId}/suspend",
+            WF,
+            "workflows.task-suspend",
+            NoBody,
+        ),
+        r(
+            Method::PUT,
+            "/v1/workflows/{workflowInstanceId}/tasks/{taskId}/terminate",
+            WF,
+            "workflows.task-terminate",
+            NoBody,
+        ),
     ]
 }
