@@ -29,12 +29,19 @@ pub enum Target {
     Appmeta,
     PackageStore,
     K8sExecutor,
+    Workflow,
     Gateway,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] =
-        [Target::Auth, Target::Appmeta, Target::PackageStore, Target::K8sExecutor, Target::Gateway];
+    pub const ALL: [Target; 6] = [
+        Target::Auth,
+        Target::Appmeta,
+        Target::PackageStore,
+        Target::K8sExecutor,
+        Target::Workflow,
+        Target::Gateway,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -42,6 +49,7 @@ impl Target {
             Target::Appmeta => "appmeta",
             Target::PackageStore => "package-store",
             Target::K8sExecutor => "k8s-executor",
+            Target::Workflow => "workflow",
             Target::Gateway => "gateway",
         }
     }
@@ -61,7 +69,7 @@ impl FromStr for Targets {
                 continue;
             }
             let t = Target::ALL.into_iter().find(|t| t.name() == part).ok_or_else(|| {
-                format!("unknown target '{part}' (known: all, auth, appmeta, package-store, k8s-executor, gateway)")
+                format!("unknown target '{part}' (known: all, auth, appmeta, package-store, k8s-executor, workflow, gateway)")
             })?;
             out.push(t);
         }
@@ -84,6 +92,7 @@ pub async fn migrate(cfg: &Config, targets: &Targets) -> anyhow::Result<()> {
                 sw_package_store::migrate(cfg).await.context("package-store migrations")?
             }
             Target::K8sExecutor => sw_k8s_executor::migrate(cfg).await.context("k8s-executor migrations")?,
+            Target::Workflow => sw_workflow::migrate(cfg).await.context("workflow migrations")?,
             Target::Gateway => {}
         }
     }
@@ -188,6 +197,16 @@ pub async fn start(
                 tasks.spawn(async move {
                     ("k8s-executor", svc.run_until_stopped(stop).await.map_err(Into::into))
                 });
+            }
+            Target::Workflow => {
+                let svc = sw_workflow::build(cfg, bus.clone(), verifier.clone())
+                    .await
+                    .context("starting workflow")?;
+                readiness.push(db_check("workflow", svc.db()));
+                let stop = shutdown.clone();
+                tasks.spawn(
+                    async move { ("workflow", svc.run_until_stopped(stop).await.map_err(Into::into)) },
+                );
             }
             Target::Gateway => {}
         }

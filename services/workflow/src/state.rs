@@ -36,12 +36,14 @@
 //! | any running state (`CREATED` … `WAITING`) | `Terminate` | `TERMINATED` |
 //! | any running state | `Timeout` | `FAILURE` |
 //! | any running state | `UnknownError` | `EXCEPTION` |
-//! | `WAIT_FOR_OP` | `Retry` | `PROCESSING` |
+//! | any running state | `Rollback` | `FAILURE` |
+//! | `WAIT_FOR_OP`, `FAILURE`, `EXCEPTION`, `TERMINATED` | `Retry` | `PROCESSING` |
 //! | `WAIT_FOR_OP` | `Rollback` | `FAILURE` |
 //! | `WAIT_FOR_OP` | `Terminate` | `TERMINATED` |
 //!
 //! Terminal: `WAIT_FOR_OP` (settled, waiting for an operator; only the three exits above),
-//! `SUCCESS`, `FAILURE`, `EXCEPTION`, `TERMINATED` (accept nothing). `Retry` from `WAIT_FOR_OP`
+//! `FAILURE`, `EXCEPTION`, `TERMINATED` (only an operator's `Retry`, *ours*: "terminate, then
+//! retry" restarts cleanly), `SUCCESS` (accepts nothing; run it again with a replay). `Retry` from `WAIT_FOR_OP`
 //! re-applies the components (`PROCESSING`, *ours*; SREWorks returns to `WAITING`), since a retry
 //! must act, not only watch. `Rollback` ends this deployment as `FAILURE`; the service starts a
 //! new deployment of the previous package.
@@ -59,11 +61,13 @@
 //! | `CREATED`, `PROCESSING`, `RUNNING` | `Terminate` | `TERMINATED` |
 //! | `CREATED`, `PROCESSING`, `RUNNING` | `Timeout` | `FAILURE` |
 //! | `CREATED`, `PROCESSING`, `RUNNING` | `UnknownError` | `EXCEPTION` |
-//! | `WAIT_FOR_OP`, `EXCEPTION` | `Retry` | `PROCESSING` |
+//! | `WAIT_FOR_OP`, `EXCEPTION`, `FAILURE`, `TERMINATED` | `Retry` | `PROCESSING` |
 //! | `WAIT_FOR_OP`, `EXCEPTION` | `Terminate` | `TERMINATED` |
+//! | any terminal state | `Reset` | `CREATED` |
 //!
-//! Terminal: `WAIT_FOR_OP` and `EXCEPTION` (only `Retry` / `Terminate`, as in SREWorks),
-//! `SUCCESS`, `FAILURE`, `TERMINATED` (accept nothing). `TERMINATED` is *ours* (see above).
+//! Terminal: `WAIT_FOR_OP` and `EXCEPTION` (`Retry` / `Terminate`, as in SREWorks), `FAILURE`,
+//! `TERMINATED` (`Retry`, *ours*), `SUCCESS`; every terminal state accepts `Reset` (*ours*: a
+//! retry from an earlier task deploys the component again). `TERMINATED` is *ours* (see above).
 //!
 //! # Workflow instance (`WorkflowState`, SREWorks `WorkflowInstanceStateEnum`)
 //!
@@ -104,8 +108,9 @@
 //! | `PENDING`, `RUNNING`, `WAITING`, `RUNNING_SUSPEND`, `WAITING_SUSPEND` | `Terminate` | `TERMINATED` |
 //! | `PENDING`, `RUNNING`, `WAITING`, `RUNNING_SUSPEND`, `WAITING_SUSPEND` | `Timeout` | `FAILURE` |
 //! | `SUCCESS`, `FAILURE`, `EXCEPTION`, `TERMINATED` | `Retry` | `RUNNING` |
+//! | `SUCCESS`, `FAILURE`, `EXCEPTION`, `TERMINATED` | `Reset` | `PENDING` |
 //!
-//! `RUNNING` is the task's own function running; `WAITING` is waiting for the deployment that
+//! `Reset` (*ours*) is a retry from an earlier task: this task waits to run again. `RUNNING` is the task's own function running; `WAITING` is waiting for the deployment that
 //! function started. `ProcessedSuspend` is a function that finished and asks to pause the workflow
 //! (an approval step). Suspended tasks only resume, terminate or time out.
 
@@ -256,7 +261,9 @@ impl DeploymentState {
             (_, T::Terminate) if running => S::Terminated,
             (_, T::Timeout) if running => S::Failure,
             (_, T::UnknownError) if running => S::Exception,
+            (_, T::Rollback) if running => S::Failure,
             (S::WaitForOp, T::Retry) => S::Processing,
+            (S::Failure | S::Exception | S::Terminated, T::Retry) => S::Processing,
             (S::WaitForOp, T::Rollback) => S::Failure,
             (S::WaitForOp, T::Terminate) => S::Terminated,
             _ => return Err(invalid("deployment", self.as_str(), trigger.as_str())),
@@ -308,6 +315,8 @@ named_enum! {
         Update => "UPDATE",
         /// Operator: apply again.
         Retry => "RETRY",
+        /// Operator: a retry from an earlier task makes the component wait to be deployed again.
+        Reset => "RESET",
         /// Operator: stop.
         Terminate => "TERMINATE",
         /// The deadline passed.
@@ -335,8 +344,9 @@ impl ComponentState {
             (_, T::Terminate) if running => S::Terminated,
             (_, T::Timeout) if running => S::Failure,
             (_, T::UnknownError) if running => S::Exception,
-            (S::WaitForOp | S::Exception, T::Retry) => S::Processing,
+            (S::WaitForOp | S::Exception | S::Failure | S::Terminated, T::Retry) => S::Processing,
             (S::WaitForOp | S::Exception, T::Terminate) => S::Terminated,
+            (_, T::Reset) if !running => S::Created,
             _ => return Err(invalid("component", self.as_str(), trigger.as_str())),
         };
         Ok(to)
@@ -473,6 +483,8 @@ named_enum! {
         Update => "UPDATE",
         /// Operator: run it again.
         Retry => "RETRY",
+        /// Operator: a retry from an earlier task makes this one wait to run again.
+        Reset => "RESET",
         /// Operator: stop.
         Terminate => "TERMINATE",
         /// The deadline passed.
@@ -506,6 +518,7 @@ impl TaskState {
             (_, T::Terminate) if running => S::Terminated,
             (_, T::Timeout) if running => S::Failure,
             (_, T::Retry) if !running => S::Running,
+            (_, T::Reset) if !running => S::Pending,
             _ => return Err(invalid("task", self.as_str(), trigger.as_str())),
         };
         Ok(to)

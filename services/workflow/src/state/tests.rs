@@ -209,7 +209,18 @@ mod deployment {
         (S::BackingUp, T::UnknownError, S::Exception),
         (S::Processing, T::UnknownError, S::Exception),
         (S::Waiting, T::UnknownError, S::Exception),
+        (S::Created, T::Rollback, S::Failure),
+        (S::ComponentChecking, T::Rollback, S::Failure),
+        (S::ProcessingComponent, T::Rollback, S::Failure),
+        (S::WaitingComponent, T::Rollback, S::Failure),
+        (S::BackupChecking, T::Rollback, S::Failure),
+        (S::BackingUp, T::Rollback, S::Failure),
+        (S::Processing, T::Rollback, S::Failure),
+        (S::Waiting, T::Rollback, S::Failure),
         (S::WaitForOp, T::Retry, S::Processing),
+        (S::Failure, T::Retry, S::Processing),
+        (S::Exception, T::Retry, S::Processing),
+        (S::Terminated, T::Retry, S::Processing),
         (S::WaitForOp, T::Rollback, S::Failure),
         (S::WaitForOp, T::Terminate, S::Terminated),
     ];
@@ -223,7 +234,12 @@ mod deployment {
     fn terminal_states_accept_only_the_operator_exits_of_wait_for_op() {
         let terminal: Vec<S> = S::ALL.iter().copied().filter(|s| s.is_terminal()).collect();
         assert_eq!(terminal, [S::WaitForOp, S::Success, S::Failure, S::Exception, S::Terminated]);
-        check_terminal_exits::<S>(&[(S::WaitForOp, &[T::Retry, T::Rollback, T::Terminate])]);
+        check_terminal_exits::<S>(&[
+            (S::WaitForOp, &[T::Retry, T::Rollback, T::Terminate]),
+            (S::Failure, &[T::Retry]),
+            (S::Exception, &[T::Retry]),
+            (S::Terminated, &[T::Retry]),
+        ]);
     }
 
     #[test]
@@ -321,6 +337,13 @@ mod component {
         (S::WaitForOp, T::Terminate, S::Terminated),
         (S::Exception, T::Retry, S::Processing),
         (S::Exception, T::Terminate, S::Terminated),
+        (S::Failure, T::Retry, S::Processing),
+        (S::Terminated, T::Retry, S::Processing),
+        (S::WaitForOp, T::Reset, S::Created),
+        (S::Exception, T::Reset, S::Created),
+        (S::Failure, T::Reset, S::Created),
+        (S::Terminated, T::Reset, S::Created),
+        (S::Success, T::Reset, S::Created),
     ];
 
     #[test]
@@ -329,10 +352,13 @@ mod component {
     }
 
     #[test]
-    fn terminal_states_accept_only_retry_and_terminate_from_wait_for_op_and_exception() {
+    fn terminal_states_accept_only_the_operator_exits() {
         check_terminal_exits::<S>(&[
-            (S::WaitForOp, &[T::Retry, T::Terminate]),
-            (S::Exception, &[T::Retry, T::Terminate]),
+            (S::WaitForOp, &[T::Retry, T::Terminate, T::Reset]),
+            (S::Exception, &[T::Retry, T::Terminate, T::Reset]),
+            (S::Failure, &[T::Retry, T::Reset]),
+            (S::Terminated, &[T::Retry, T::Reset]),
+            (S::Success, &[T::Reset]),
         ]);
     }
 
@@ -362,6 +388,7 @@ mod component {
                 "FAILED",
                 "UPDATE",
                 "RETRY",
+                "RESET",
                 "TERMINATE",
                 "TIMEOUT",
                 "UNKNOWN_ERROR",
@@ -485,6 +512,10 @@ mod task {
         (S::Failure, T::Retry, S::Running),
         (S::Exception, T::Retry, S::Running),
         (S::Terminated, T::Retry, S::Running),
+        (S::Success, T::Reset, S::Pending),
+        (S::Failure, T::Reset, S::Pending),
+        (S::Exception, T::Reset, S::Pending),
+        (S::Terminated, T::Reset, S::Pending),
     ];
 
     #[test]
@@ -495,10 +526,10 @@ mod task {
     #[test]
     fn finished_tasks_accept_only_retry() {
         check_terminal_exits::<S>(&[
-            (S::Success, &[T::Retry]),
-            (S::Failure, &[T::Retry]),
-            (S::Exception, &[T::Retry]),
-            (S::Terminated, &[T::Retry]),
+            (S::Success, &[T::Retry, T::Reset]),
+            (S::Failure, &[T::Retry, T::Reset]),
+            (S::Exception, &[T::Retry, T::Reset]),
+            (S::Terminated, &[T::Retry, T::Reset]),
         ]);
     }
 
@@ -532,6 +563,7 @@ mod task {
                 "FAILED",
                 "UPDATE",
                 "RETRY",
+                "RESET",
                 "TERMINATE",
                 "TIMEOUT",
                 "UNKNOWN_ERROR",

@@ -1,0 +1,288 @@
+//! The running service: the operations on NATS, the consumer of executor results, the engine's
+//! driver and the outbox relay, started and stopped together.
+//!
+//! The driver is the engine's loop. Each replica claims due rows of the wake-up list by lease
+//! ([`store::claim_due`]), runs a [`Pass`] per claimed deployment (up to `workflow.concurrency` at
+//! once), and gives each row back due at the deployment's next deadline or timer, or deletes it when
+//! nothing is left to do. It looks when woken by this replica's own writes (a launch, an operator's
+//! action, an executor result) and otherwise every `workflow.poll_ms`, which is how it picks up work
+//! other replicas caused, timers that came due, and rows whose holder died (lease passed). So a crash
+//! at any point leaves either the old state with its wake-up row or the new state with its own: a
+//! restart carries every deployment on.
+//!
+//! A `webhook` step is called between two passes, outside any transaction: the first pass commits
+//! the task `RUNNING` and hands back the call; the result (delivered, retry later, rejected) is fed to
+//! the next pass. A crash in between repeats the call with the same `webhook-id`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use futures::StreamExt;
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use sw_authz::Verifier;
+use sw_bus::consumer::ConsumerConfig;
+use sw_bus::outbox::Outbox;
+use sw_bus::{Bus, BusError};
+use sw_config::Config;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Pass, PassError, Settings, WebhookResult};
+use crate::migration::Migrator;
+use crate::ops::{self, Ctx};
+use crate::results::{DURABLE, ResultHandler};
+use crate::store::{self, SERVICE};
+use crate::webhook::{WebhookOutcome, WebhookSender};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Db(#[from] sw_db::DbError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The HTTP client of webhook steps could not be set up.
+    #[error("webhook client: {0}")]
+    Webhooks(String),
+}
+
+/// The driver's timing.
+#[derive(Debug, Clone)]
+pub struct DriverSettings {
+    pub poll: Duration,
+    pub lease: Duration,
+    pub concurrency: usize,
+}
+
+/// A built workflow service.
+pub struct Service {
+    bus: Bus,
+    ctx: Arc<Ctx>,
+    consumer: ConsumerConfig,
+    driver: DriverSettings,
+    webhooks: Option<Arc<WebhookSender>>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("consumer", &self.consumer).finish_non_exhaustive()
+    }
+}
+
+/// Connects and migrates `{prefix}workflow`, makes sure the streams exist, and sets up the
+/// operations, the results consumer and the driver.
+pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service, BuildError> {
+    let db = sw_db::connect(&cfg.database, SERVICE).await?;
+    sw_db::migrate::<Migrator>(&db, &sw_db::database_name(&cfg.database, SERVICE)).await?;
+    bus.ensure_streams().await?;
+    let names = bus.names().clone();
+    let mut consumer = ConsumerConfig::new(names.events_stream(), DURABLE);
+    consumer.filter_subjects = vec![names.event_subject("executor.component.>")];
+    consumer.concurrency = 8;
+    let wf = &cfg.workflow;
+    let webhooks = match &wf.webhook_signing_key {
+        Some(k) => Some(Arc::new(
+            WebhookSender::new(k.expose().as_bytes(), Duration::from_secs(wf.webhook_timeout_secs))
+                .map_err(|e| BuildError::Webhooks(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let ctx = Arc::new(Ctx {
+        db,
+        bus: bus.clone(),
+        outbox: Outbox::new(names),
+        verifier,
+        settings: Settings::from_config(wf),
+        on_conflict: wf.on_conflict,
+        webhooks_enabled: webhooks.is_some(),
+        engine: Arc::new(Notify::new()),
+    });
+    let driver = DriverSettings {
+        poll: Duration::from_millis(wf.poll_ms),
+        lease: Duration::from_secs(wf.lease_secs),
+        concurrency: usize::try_from(wf.concurrency).unwrap_or(16).max(1),
+    };
+    Ok(Service { bus, ctx, consumer, driver, webhooks, grace: Duration::from_secs(cfg.shutdown_grace_secs) })
+}
+
+impl Service {
+    pub fn db(&self) -> DatabaseConnection {
+        self.ctx.db.clone()
+    }
+
+    /// The results consumer's settings (tests shorten the backoff).
+    pub fn consumer_config_mut(&mut self) -> &mut ConsumerConfig {
+        &mut self.consumer
+    }
+
+    /// The driver's settings (tests shorten the poll).
+    pub fn driver_settings_mut(&mut self) -> &mut DriverSettings {
+        &mut self.driver
+    }
+
+    /// Runs until `shutdown`: operations drain within the grace period, the driver finishes the
+    /// passes it is in (and leaves the rest to its wake-up rows), then the relay makes a last pass.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BusError> {
+        let relay_stop = CancellationToken::new();
+        let relay = tokio::spawn(
+            self.ctx.outbox.relay(self.ctx.db.clone(), self.bus.clone()).run(relay_stop.clone()),
+        );
+        let driver_stop = shutdown.child_token();
+        let driver = tokio::spawn(drive(
+            self.ctx.clone(),
+            self.driver.clone(),
+            self.webhooks.clone(),
+            driver_stop.clone(),
+        ));
+        let handler =
+            Arc::new(ResultHandler { outbox: self.ctx.outbox.clone(), engine: self.ctx.engine.clone() });
+        let consuming = tokio::spawn(sw_bus::consumer::run(
+            self.bus.clone(),
+            self.ctx.db.clone(),
+            self.consumer.clone(),
+            handler,
+            shutdown.clone(),
+        ));
+        let served =
+            sw_bus::rpc::serve(self.bus.clone(), ops::router(&self.ctx), shutdown.clone(), self.grace).await;
+        shutdown.cancel();
+        let consumed = consuming.await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "Results consumer task ended abnormally.");
+            Ok(())
+        });
+        driver_stop.cancel();
+        if let Err(e) = driver.await {
+            tracing::warn!(error = %e, "Workflow driver task ended abnormally.");
+        }
+        relay_stop.cancel();
+        if let Err(e) = relay.await {
+            tracing::warn!(error = %e, "Outbox relay task ended abnormally.");
+        }
+        served.and(consumed)
+    }
+}
+
+/// The engine's loop (see the module docs).
+async fn drive(
+    ctx: Arc<Ctx>,
+    s: DriverSettings,
+    webhooks: Option<Arc<WebhookSender>>,
+    stop: CancellationToken,
+) {
+    let owner = uuid::Uuid::now_v7().to_string();
+    let mut recheck = false;
+    loop {
+        let wait = if recheck { Duration::from_millis(20) } else { s.poll };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ctx.engine.notified() => { recheck = true; }
+            _ = tokio::time::sleep(wait) => { recheck = false; }
+        }
+        loop {
+            let now = Utc::now();
+            let lease_until = now + ChronoDuration::from_std(s.lease).unwrap_or(ChronoDuration::seconds(30));
+            let claimed =
+                match store::claim_due(&ctx.db, &owner, now, lease_until, s.concurrency as u64).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Could not read the wake-up list; trying again.");
+                        break;
+                    }
+                };
+            if claimed.is_empty() {
+                break;
+            }
+            futures::stream::iter(claimed)
+                .for_each_concurrent(s.concurrency, |(id, seq)| {
+                    let ctx = ctx.clone();
+                    let owner = owner.clone();
+                    let webhooks = webhooks.clone();
+                    async move {
+                        let next = match run_deployment(&ctx, id, webhooks.as_deref()).await {
+                            Ok(next) => next,
+                            Err(e) => {
+                                tracing::warn!(deployment = id, error = %e, "Advancing a deployment failed; it is retried.");
+                                Some(Utc::now() + ChronoDuration::seconds(1))
+                            }
+                        };
+                        if let Err(e) = store::release(&ctx.db, id, seq, &owner, next).await {
+                            tracing::warn!(deployment = id, error = %e, "Could not release a deployment; its lease will pass.");
+                        }
+                    }
+                })
+                .await;
+            if stop.is_cancelled() {
+                return;
+            }
+        }
+    }
+}
+
+/// Advances deployment `id` as far as it goes now; returns when it next needs a pass.
+async fn run_deployment(
+    ctx: &Ctx,
+    id: i64,
+    webhooks: Option<&WebhookSender>,
+) -> Result<Option<chrono::DateTime<Utc>>, PassError> {
+    let mut fed: Option<(i64, i32, WebhookResult)> = None;
+    let mut conflicts = 0;
+    loop {
+        let txn = ctx.db.begin().await?;
+        let Some(mut pass) = Pass::load(&txn, id, ops::now()).await? else {
+            return Ok(None);
+        };
+        if let Some((task_id, attempt, result)) = fed.take()
+            && let Some(i) = pass.tasks.iter().position(|t| t.id == task_id && t.attempt == attempt)
+            && matches!(pass.task_state(i), crate::state::TaskState::Running)
+        {
+            pass.webhook_result(i, result);
+        }
+        let holder = if pass.dep.state == "CREATED" {
+            store::holder_before(&txn, &pass.dep.instance_key, id).await?
+        } else {
+            None
+        };
+        let call = pass.advance(&ctx.settings, holder);
+        let next = pass.next_due();
+        let wakes = match pass.commit(&txn, &ctx.outbox, &ctx.settings).await {
+            Ok(w) => w,
+            Err(PassError::Conflict(_)) if conflicts < 5 => {
+                conflicts += 1;
+                let _ = txn.rollback().await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        txn.commit().await?;
+        ctx.outbox.wake();
+        if !wakes.is_empty() {
+            ctx.kick();
+        }
+        let Some(call) = call else { return Ok(next) };
+        let Some(sender) = webhooks else {
+            // Refused at launch without a key; a key removed since makes the step fail.
+            let message = "webhooks are not configured on this server".to_owned();
+            fed = Some((call.payload.task_id as i64, call.attempt, WebhookResult::Rejected { message }));
+            continue;
+        };
+        let body = serde_json::to_value(&call.payload).unwrap_or_default();
+        let outcome = sender.send(&call.url, &call.msg_id, &body).await;
+        let result = match outcome {
+            WebhookOutcome::Delivered { context, .. } => WebhookResult::Delivered { context },
+            WebhookOutcome::Retry { message } => {
+                let delay = crate::webhook::backoff(call.calls + 1);
+                WebhookResult::Retry {
+                    message,
+                    at: Utc::now() + ChronoDuration::from_std(delay).unwrap_or_default(),
+                }
+            }
+            WebhookOutcome::Rejected { status, message } => {
+                let _ = status;
+                WebhookResult::Rejected { message }
+            }
+        };
+        fed = Some((call.payload.task_id as i64, call.attempt, result));
+    }
+}

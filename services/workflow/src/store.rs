@@ -1,0 +1,585 @@
+//! The rows of `sw_workflow` and the statements that read and write them.
+//!
+//! A deployment row also holds its workflow instance (one per deployment, same id). Every change of
+//! a deployment, its workflow or its tasks is written by compare-and-swap on `deployment.version`
+//! ([`save_deployment`]); a component row changes by compare-and-swap on its state and attempt
+//! ([`save_component`]) because executor results change components while the engine may hold the
+//! deployment. A lost compare-and-swap rolls the whole transaction back and the work is retried.
+//!
+//! The `wake` table is the engine's to-do list: one row per deployment that needs looking at, with
+//! when (`due_at`). Whoever changes a deployment (a launch, an operator, an executor result) writes
+//! `due_at = now` in the same transaction ([`wake`]); the engine sets it to the next deadline or
+//! timer after each pass. Replicas claim due rows by lease ([`claim_due`]), so a row held by a
+//! replica that died is taken over when its lease ends; `seq` tells whether a row was touched while
+//! it was held, in which case it stays due ([`release`]).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use serde_json::{Map, Value as Json};
+
+/// The service name of the workflow's database (`{prefix}workflow`).
+pub const SERVICE: &str = "workflow";
+
+/// A `deployment` row (the deployment and its workflow instance).
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct DeploymentRow {
+    pub id: i64,
+    pub app_id: String,
+    pub team: Option<String>,
+    pub app_package_id: i64,
+    pub package_version: String,
+    pub cluster_id: String,
+    pub namespace_id: String,
+    pub stage_id: Option<String>,
+    pub app_instance: String,
+    pub instance_key: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub kind: String,
+    pub source_id: Option<i64>,
+    pub pinned: bool,
+    pub configuration: String,
+    pub launch_query: String,
+    pub plan: String,
+    pub wf_state: String,
+    pub wf_mode: String,
+    pub wf_context: String,
+    pub wf_reason: Option<String>,
+    pub wf_message: Option<String>,
+    pub wf_finished_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub deadline_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// A `workflow_task` row.
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct TaskRow {
+    pub id: i64,
+    pub deployment_id: i64,
+    pub step_index: i32,
+    pub name: Option<String>,
+    pub task_type: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub attempt: i32,
+    pub calls: i32,
+    pub inputs: Option<String>,
+    pub context_snapshot: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub deadline_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A `deploy_component` row.
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct ComponentRow {
+    pub id: i64,
+    pub deployment_id: i64,
+    pub task_id: i64,
+    pub unit_index: i32,
+    pub component_type: String,
+    pub component_name: String,
+    pub component_instance: String,
+    pub cluster_id: String,
+    pub namespace_id: String,
+    pub stage_id: Option<String>,
+    pub state: String,
+    pub revision: Option<i64>,
+    pub attempt: i32,
+    pub command_id: Option<String>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub skip_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
+}
+
+/// The context column as an object (anything else reads as empty).
+pub fn context_of(dep: &DeploymentRow) -> Map<String, Json> {
+    match serde_json::from_str(&dep.wf_context) {
+        Ok(Json::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+pub async fn deployment<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<DeploymentRow>, DbErr> {
+    DeploymentRow::find_by_statement(stmt("SELECT * FROM deployment WHERE id = ?", vec![id.into()]))
+        .one(conn)
+        .await
+}
+
+pub async fn tasks<C: ConnectionTrait>(conn: &C, deployment_id: i64) -> Result<Vec<TaskRow>, DbErr> {
+    TaskRow::find_by_statement(stmt(
+        "SELECT * FROM workflow_task WHERE deployment_id = ? ORDER BY step_index",
+        vec![deployment_id.into()],
+    ))
+    .all(conn)
+    .await
+}
+
+pub async fn components<C: ConnectionTrait>(
+    conn: &C,
+    deployment_id: i64,
+) -> Result<Vec<ComponentRow>, DbErr> {
+    ComponentRow::find_by_statement(stmt(
+        "SELECT * FROM deploy_component WHERE deployment_id = ? ORDER BY task_id, unit_index",
+        vec![deployment_id.into()],
+    ))
+    .all(conn)
+    .await
+}
+
+pub async fn component_by_command<C: ConnectionTrait>(
+    conn: &C,
+    command_id: &str,
+) -> Result<Option<ComponentRow>, DbErr> {
+    ComponentRow::find_by_statement(stmt(
+        "SELECT * FROM deploy_component WHERE command_id = ?",
+        vec![command_id.into()],
+    ))
+    .one(conn)
+    .await
+}
+
+/// States in which a deployment holds its app instance: later launches for it wait.
+pub const HOLDING_STATES: &str = "'CREATED','COMPONENT_CHECKING','PROCESSING_COMPONENT','WAITING_COMPONENT','BACKUP_CHECKING','BACKING_UP','PROCESSING','WAITING'";
+
+/// The oldest deployment of `instance_key` older than `id` that still holds the instance.
+pub async fn holder_before<C: ConnectionTrait>(
+    conn: &C,
+    instance_key: &str,
+    id: i64,
+) -> Result<Option<i64>, DbErr> {
+    let row = conn
+        .query_one(stmt(
+            &format!(
+                "SELECT MIN(id) AS id FROM deployment WHERE instance_key = ? AND id < ? AND state IN ({HOLDING_STATES})"
+            ),
+            vec![instance_key.into(), id.into()],
+        ))
+        .await?;
+    Ok(row.and_then(|r| r.try_get::<Option<i64>>("", "id").ok().flatten()))
+}
+
+/// Any deployment holding `instance_key`.
+pub async fn any_holder<C: ConnectionTrait>(conn: &C, instance_key: &str) -> Result<Option<i64>, DbErr> {
+    holder_before(conn, instance_key, i64::MAX).await
+}
+
+/// The oldest deployment of `instance_key` waiting to start (state `CREATED`), other than `except`.
+pub async fn next_queued<C: ConnectionTrait>(
+    conn: &C,
+    instance_key: &str,
+    except: i64,
+) -> Result<Option<i64>, DbErr> {
+    let row = conn
+        .query_one(stmt(
+            "SELECT MIN(id) AS id FROM deployment WHERE instance_key = ? AND id <> ? AND state = 'CREATED'",
+            vec![instance_key.into(), except.into()],
+        ))
+        .await?;
+    Ok(row.and_then(|r| r.try_get::<Option<i64>>("", "id").ok().flatten()))
+}
+
+/// Queued (`CREATED`) deployments of `instance_key` older than `id`.
+pub async fn queued_before<C: ConnectionTrait>(
+    conn: &C,
+    instance_key: &str,
+    id: i64,
+) -> Result<Vec<i64>, DbErr> {
+    let rows = conn
+        .query_all(stmt(
+            "SELECT id FROM deployment WHERE instance_key = ? AND id < ? AND state = 'CREATED' ORDER BY id",
+            vec![instance_key.into(), id.into()],
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get::<i64>("", "id")).collect()
+}
+
+/// The newest `SUCCESS` deployment of `instance_key` older than `before`.
+pub async fn last_success_before<C: ConnectionTrait>(
+    conn: &C,
+    instance_key: &str,
+    before: i64,
+) -> Result<Option<DeploymentRow>, DbErr> {
+    DeploymentRow::find_by_statement(stmt(
+        "SELECT * FROM deployment WHERE instance_key = ? AND id < ? AND state = 'SUCCESS' ORDER BY id DESC LIMIT 1",
+        vec![instance_key.into(), before.into()],
+    ))
+    .one(conn)
+    .await
+}
+
+/// The pin on `instance_key`: the newest pinned (rollback) deployment, unless a newer deployment
+/// succeeded since (a new release ends the pin).
+pub async fn pin_of<C: ConnectionTrait>(conn: &C, instance_key: &str) -> Result<Option<i64>, DbErr> {
+    let row = conn
+        .query_one(stmt(
+            "SELECT MAX(id) AS id FROM deployment WHERE instance_key = ? AND pinned = 1",
+            vec![instance_key.into()],
+        ))
+        .await?;
+    let Some(pin) = row.and_then(|r| r.try_get::<Option<i64>>("", "id").ok().flatten()) else {
+        return Ok(None);
+    };
+    let newer = conn
+        .query_one(stmt(
+            "SELECT COUNT(*) AS n FROM deployment WHERE instance_key = ? AND id > ? AND state = 'SUCCESS'",
+            vec![instance_key.into(), pin.into()],
+        ))
+        .await?;
+    let n = newer.map(|r| r.try_get::<i64>("", "n").unwrap_or(0)).unwrap_or(0);
+    Ok((n == 0).then_some(pin))
+}
+
+/// Inserts a deployment row (id ignored) and returns its id.
+pub async fn insert_deployment<C: ConnectionTrait>(conn: &C, d: &DeploymentRow) -> Result<i64, DbErr> {
+    let r = conn
+        .execute(stmt(
+            "INSERT INTO deployment (app_id, team, app_package_id, package_version, cluster_id, namespace_id, stage_id,
+                app_instance, instance_key, state, reason, message, kind, source_id, pinned, configuration, launch_query,
+                plan, wf_state, wf_mode, wf_context, wf_reason, wf_message, wf_finished_at, created_by, created_at,
+                updated_at, started_at, finished_at, deadline_at, version)
+             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            vec![
+                d.app_id.clone().into(),
+                d.team.clone().into(),
+                d.app_package_id.into(),
+                d.package_version.clone().into(),
+                d.cluster_id.clone().into(),
+                d.namespace_id.clone().into(),
+                d.stage_id.clone().into(),
+                d.app_instance.clone().into(),
+                d.instance_key.clone().into(),
+                d.state.clone().into(),
+                d.reason.clone().into(),
+                d.message.clone().into(),
+                d.kind.clone().into(),
+                d.source_id.into(),
+                d.pinned.into(),
+                d.configuration.clone().into(),
+                d.launch_query.clone().into(),
+                d.plan.clone().into(),
+                d.wf_state.clone().into(),
+                d.wf_mode.clone().into(),
+                d.wf_context.clone().into(),
+                d.wf_reason.clone().into(),
+                d.wf_message.clone().into(),
+                d.wf_finished_at.into(),
+                d.created_by.clone().into(),
+                d.created_at.into(),
+                d.updated_at.into(),
+                d.started_at.into(),
+                d.finished_at.into(),
+                d.deadline_at.into(),
+                d.version.into(),
+            ],
+        ))
+        .await?;
+    Ok(r.last_insert_id() as i64)
+}
+
+/// Writes the mutable columns of `d` if its version is still `expected`; the row gets
+/// `expected + 1`. False when someone else changed it first.
+pub async fn save_deployment<C: ConnectionTrait>(
+    conn: &C,
+    d: &DeploymentRow,
+    expected: i64,
+) -> Result<bool, DbErr> {
+    let r = conn
+        .execute(stmt(
+            "UPDATE deployment SET state = ?, reason = ?, message = ?, pinned = ?, wf_state = ?, wf_context = ?,
+                wf_reason = ?, wf_message = ?, wf_finished_at = ?, updated_at = ?, started_at = ?, finished_at = ?,
+                deadline_at = ?, version = ?
+             WHERE id = ? AND version = ?",
+            vec![
+                d.state.clone().into(),
+                d.reason.clone().into(),
+                d.message.clone().into(),
+                d.pinned.into(),
+                d.wf_state.clone().into(),
+                d.wf_context.clone().into(),
+                d.wf_reason.clone().into(),
+                d.wf_message.clone().into(),
+                d.wf_finished_at.into(),
+                d.updated_at.into(),
+                d.started_at.into(),
+                d.finished_at.into(),
+                d.deadline_at.into(),
+                (expected + 1).into(),
+                d.id.into(),
+                expected.into(),
+            ],
+        ))
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Inserts a task row (id ignored) and returns its id.
+pub async fn insert_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<i64, DbErr> {
+    let r = conn
+        .execute(stmt(
+            "INSERT INTO workflow_task (deployment_id, step_index, name, task_type, state, reason, message, attempt, calls,
+                inputs, context_snapshot, started_at, finished_at, deadline_at, due_at, updated_at)
+             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            vec![
+                t.deployment_id.into(),
+                t.step_index.into(),
+                t.name.clone().into(),
+                t.task_type.clone().into(),
+                t.state.clone().into(),
+                t.reason.clone().into(),
+                t.message.clone().into(),
+                t.attempt.into(),
+                t.calls.into(),
+                t.inputs.clone().into(),
+                t.context_snapshot.clone().into(),
+                t.started_at.into(),
+                t.finished_at.into(),
+                t.deadline_at.into(),
+                t.due_at.into(),
+                t.updated_at.into(),
+            ],
+        ))
+        .await?;
+    Ok(r.last_insert_id() as i64)
+}
+
+/// Writes a task's mutable columns (guarded by the deployment's compare-and-swap in the same
+/// transaction).
+pub async fn save_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<(), DbErr> {
+    conn.execute(stmt(
+        "UPDATE workflow_task SET state = ?, reason = ?, message = ?, attempt = ?, calls = ?, inputs = ?,
+            context_snapshot = ?, started_at = ?, finished_at = ?, deadline_at = ?, due_at = ?, updated_at = ?
+         WHERE id = ?",
+        vec![
+            t.state.clone().into(),
+            t.reason.clone().into(),
+            t.message.clone().into(),
+            t.attempt.into(),
+            t.calls.into(),
+            t.inputs.clone().into(),
+            t.context_snapshot.clone().into(),
+            t.started_at.into(),
+            t.finished_at.into(),
+            t.deadline_at.into(),
+            t.due_at.into(),
+            t.updated_at.into(),
+            t.id.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Inserts a component row (id ignored) and returns its id.
+pub async fn insert_component<C: ConnectionTrait>(conn: &C, c: &ComponentRow) -> Result<i64, DbErr> {
+    let r = conn
+        .execute(stmt(
+            "INSERT INTO deploy_component (deployment_id, task_id, unit_index, component_type, component_name,
+                component_instance, cluster_id, namespace_id, stage_id, state, revision, attempt, command_id, reason,
+                message, skip_reason, updated_at)
+             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            vec![
+                c.deployment_id.into(),
+                c.task_id.into(),
+                c.unit_index.into(),
+                c.component_type.clone().into(),
+                c.component_name.clone().into(),
+                c.component_instance.clone().into(),
+                c.cluster_id.clone().into(),
+                c.namespace_id.clone().into(),
+                c.stage_id.clone().into(),
+                c.state.clone().into(),
+                c.revision.into(),
+                c.attempt.into(),
+                c.command_id.clone().into(),
+                c.reason.clone().into(),
+                c.message.clone().into(),
+                c.skip_reason.clone().into(),
+                c.updated_at.into(),
+            ],
+        ))
+        .await?;
+    Ok(r.last_insert_id() as i64)
+}
+
+/// Writes a component's mutable columns if it is still in `(state, attempt)`. False when an
+/// executor result or another writer changed it first.
+pub async fn save_component<C: ConnectionTrait>(
+    conn: &C,
+    c: &ComponentRow,
+    expected_state: &str,
+    expected_attempt: i32,
+) -> Result<bool, DbErr> {
+    let r = conn
+        .execute(stmt(
+            "UPDATE deploy_component SET state = ?, revision = ?, attempt = ?, command_id = ?, reason = ?, message = ?,
+                updated_at = ?
+             WHERE id = ? AND state = ? AND attempt = ?",
+            vec![
+                c.state.clone().into(),
+                c.revision.into(),
+                c.attempt.into(),
+                c.command_id.clone().into(),
+                c.reason.clone().into(),
+                c.message.clone().into(),
+                c.updated_at.into(),
+                c.id.into(),
+                expected_state.into(),
+                expected_attempt.into(),
+            ],
+        ))
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The next revision of a component instance (1 for the first), counted in the caller's
+/// transaction so the revision and the command carrying it commit together.
+pub async fn next_revision<C: ConnectionTrait>(conn: &C, instance_key: &str) -> Result<i64, DbErr> {
+    conn.execute(stmt(
+        "INSERT INTO component_revision (instance_key, revision) VALUES (?, 1)
+         ON DUPLICATE KEY UPDATE revision = revision + 1",
+        vec![instance_key.into()],
+    ))
+    .await?;
+    let row = conn
+        .query_one(stmt(
+            "SELECT revision FROM component_revision WHERE instance_key = ?",
+            vec![instance_key.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("revision row vanished".into()))?;
+    row.try_get::<i64>("", "revision")
+}
+
+/// Marks deployment `id` due at `at` (now, for "look at it at once").
+pub async fn wake<C: ConnectionTrait>(conn: &C, id: i64, at: DateTime<Utc>) -> Result<(), DbErr> {
+    conn.execute(stmt(
+        "INSERT INTO wake (deployment_id, due_at, seq) VALUES (?, ?, 1)
+         ON DUPLICATE KEY UPDATE due_at = LEAST(due_at, VALUES(due_at)), seq = seq + 1",
+        vec![id.into(), at.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Due deployments this replica now holds for `lease`, with the `seq` each had when claimed.
+pub async fn claim_due<C: ConnectionTrait>(
+    conn: &C,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<(i64, i64)>, DbErr> {
+    let rows = conn
+        .query_all(stmt(
+            "SELECT deployment_id, seq FROM wake WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+             ORDER BY due_at LIMIT ?",
+            vec![now.into(), now.into(), limit.into()],
+        ))
+        .await?;
+    let mut claimed = Vec::new();
+    for r in rows {
+        let id: i64 = r.try_get("", "deployment_id")?;
+        let seq: i64 = r.try_get("", "seq")?;
+        let taken = conn
+            .execute(stmt(
+                "UPDATE wake SET lease_until = ?, owner = ? WHERE deployment_id = ? AND seq = ?
+                 AND (lease_until IS NULL OR lease_until < ?)",
+                vec![lease_until.into(), owner.into(), id.into(), seq.into(), now.into()],
+            ))
+            .await?;
+        if taken.rows_affected() == 1 {
+            claimed.push((id, seq));
+        }
+    }
+    Ok(claimed)
+}
+
+/// Ends this replica's hold on `id`: the row goes when nothing is left to do (`next = None`) and
+/// nobody touched it since the claim (`seq`); otherwise it stays, due at `next` or — when touched —
+/// at once.
+pub async fn release<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    seq: i64,
+    owner: &str,
+    next: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    match next {
+        None => {
+            conn.execute(stmt(
+                "DELETE FROM wake WHERE deployment_id = ? AND seq = ?",
+                vec![id.into(), seq.into()],
+            ))
+            .await?;
+        }
+        Some(at) => {
+            conn.execute(stmt(
+                "UPDATE wake SET due_at = ?, lease_until = NULL, owner = NULL WHERE deployment_id = ? AND seq = ?",
+                vec![at.into(), id.into(), seq.into()],
+            ))
+            .await?;
+        }
+    }
+    // Touched while held: due now, free for anyone.
+    conn.execute(stmt(
+        "UPDATE wake SET lease_until = NULL, owner = NULL WHERE deployment_id = ? AND owner = ?",
+        vec![id.into(), owner.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Deployments of a page, newest first, with the total.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    app_id: Option<&str>,
+    app_instance: Option<&str>,
+    state: Option<&str>,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<DeploymentRow>, u64), DbErr> {
+    let mut filter = String::from(" WHERE 1=1");
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(a) = app_id {
+        filter.push_str(" AND app_id = ?");
+        values.push(a.into());
+    }
+    if let Some(i) = app_instance {
+        filter.push_str(" AND app_instance = ?");
+        values.push(i.into());
+    }
+    if let Some(s) = state {
+        filter.push_str(" AND state = ?");
+        values.push(s.into());
+    }
+    let total = conn
+        .query_one(stmt(&format!("SELECT COUNT(*) AS n FROM deployment{filter}"), values.clone()))
+        .await?
+        .map(|r| r.try_get::<i64>("", "n").unwrap_or(0) as u64)
+        .unwrap_or(0);
+    let mut page_values = values;
+    page_values.push(limit.into());
+    page_values.push(offset.into());
+    let rows = DeploymentRow::find_by_statement(stmt(
+        &format!("SELECT * FROM deployment{filter} ORDER BY id DESC LIMIT ? OFFSET ?"),
+        page_values,
+    ))
+    .all(conn)
+    .await?;
+    Ok((rows, total))
+}
