@@ -1,10 +1,13 @@
 //! The command line (clap derive).
 
+pub mod deployment;
+
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use clap_complete::Shell;
+pub use deployment::{ActionArgs, ContextArgs, DeploymentCommand, LaunchArgs, WaitArgs, WorkflowCommand};
 
 /// swcli — the sreworks command-line client.
 #[derive(Debug, Parser)]
@@ -65,6 +68,12 @@ pub enum Command {
     /// App packages: import, build, list, download.
     #[command(subcommand, name = "app-package")]
     AppPackage(AppPackageCommand),
+    /// Deployments: launch, follow, retry, roll back.
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
+    /// Workflow instances: resume, retry, set context values.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -328,7 +337,7 @@ pub fn parse_tag(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-fn parse_non_blank(s: &str) -> Result<String, String> {
+pub(crate) fn parse_non_blank(s: &str) -> Result<String, String> {
     if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(s.to_owned()) }
 }
 
@@ -544,13 +553,20 @@ mod tests {
     }
 
     #[test]
-    fn completions_cover_the_package_commands() {
+    fn completions_cover_the_commands() {
         let mut buf = Vec::new();
         clap_complete::generate(Shell::Bash, &mut Cli::command(), "swcli", &mut buf);
         let script = String::from_utf8(buf).unwrap();
-        for word in
-            ["app-package", "get-latest", "launch-yaml", "--print-only-app-package-id", "--wait-max-seconds"]
-        {
+        for word in [
+            "app-package",
+            "get-latest",
+            "launch-yaml",
+            "--print-only-app-package-id",
+            "--wait-max-seconds",
+            "deployment",
+            "--app-instance-name",
+            "retry-from-task",
+        ] {
             assert!(script.contains(word), "{word} is not completed");
         }
     }

@@ -18,7 +18,8 @@ pub const EXIT_CONFLICT: i32 = 5;
 pub const EXIT_INVALID: i32 = 6;
 /// Exit code: the platform is unreachable, timed out, or failed (429/5xx).
 pub const EXIT_UNAVAILABLE: i32 = 7;
-/// Exit code: a build task the command waited for ended in `FAILURE`.
+/// Exit code: what the command waited for ended unsuccessfully: a build task in `FAILURE`, a
+/// deployment in `FAILURE`, `EXCEPTION`, `TERMINATED` or `WAIT_FOR_OP`.
 pub const EXIT_TASK_FAILED: i32 = 8;
 
 /// What went wrong; `Display` is the `<code>: <detail>` part of the one-line message.
@@ -54,6 +55,14 @@ pub enum CliError {
     /// `--wait` gave up before the task ended, or a transfer stalled.
     #[error("{code}: {detail}")]
     TimedOut { code: &'static str, detail: String },
+    /// A deployment waited for did not succeed: `code` is `deployment_<state>` (e.g.
+    /// `deployment_failure`, `deployment_wait_for_op`), `detail` its reason and message.
+    #[error("{code}: {detail}")]
+    DeploymentEnded { code: String, detail: String },
+    /// `error`, after which stdout still gets `stdout` (the last state a `--wait` saw, so a script
+    /// has it whatever the outcome).
+    #[error("{error}")]
+    WithOutput { stdout: String, error: Box<CliError> },
 }
 
 impl CliError {
@@ -89,10 +98,26 @@ impl CliError {
             CliError::Auth { .. } => EXIT_AUTH,
             CliError::Invalid(_) => EXIT_INVALID,
             CliError::Unreachable(_) | CliError::TimedOut { .. } => EXIT_UNAVAILABLE,
-            CliError::TaskFailed(_) => EXIT_TASK_FAILED,
+            CliError::TaskFailed(_) | CliError::DeploymentEnded { .. } => EXIT_TASK_FAILED,
+            CliError::WithOutput { error, .. } => error.exit_code(),
             CliError::Config(_) | CliError::Unexpected(_) | CliError::File(_) | CliError::Checksum(_) => {
                 EXIT_OTHER
             }
+        }
+    }
+}
+
+impl CliError {
+    /// Attaches what stdout gets even though the command fails.
+    pub fn with_output(self, stdout: String) -> CliError {
+        CliError::WithOutput { stdout, error: Box::new(self) }
+    }
+
+    /// What stdout gets although the command failed.
+    pub fn stdout(&self) -> Option<&str> {
+        match self {
+            CliError::WithOutput { stdout, .. } => Some(stdout),
+            _ => None,
         }
     }
 }
@@ -151,6 +176,18 @@ mod tests {
         let waited = CliError::TimedOut { code: "wait_timeout", detail: "task 3 is RUNNING".into() };
         assert_eq!(waited.to_string(), "wait_timeout: task 3 is RUNNING");
         assert_eq!(waited.exit_code(), EXIT_UNAVAILABLE);
+        let ended = CliError::DeploymentEnded { code: "deployment_failure".into(), detail: "x".into() };
+        assert_eq!(ended.exit_code(), EXIT_TASK_FAILED);
+    }
+
+    #[test]
+    fn an_error_with_output_keeps_its_message_and_code() {
+        let e = CliError::TimedOut { code: "wait_timeout", detail: "still RUNNING".into() }
+            .with_output("{}\n".into());
+        assert_eq!(e.to_string(), "wait_timeout: still RUNNING");
+        assert_eq!(e.exit_code(), EXIT_UNAVAILABLE);
+        assert_eq!(e.stdout(), Some("{}\n"));
+        assert_eq!(CliError::Invalid("x".into()).stdout(), None);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! that finds or renews a bearer token (stored session → refresh token → configured credentials),
 //! calls the gateway over HTTP, and renders the reply as a table or raw JSON ([`commands`],
 //! [`output`]). Package uploads and downloads stream between files and the network, never holding
-//! a package in memory (`commands::app_package`). Errors become one line `error: <code>: <detail>` on stderr and a distinct exit
+//! a package in memory (`commands::app_package`). `deployment … --wait` polls the deployment and
+//! prints a line on stderr per change of a step, component or the deployment itself
+//! (`commands::deployment`). Errors become one line `error: <code>: <detail>` on stderr and a distinct exit
 //! code ([`error`]).
 
 pub mod cli;
@@ -49,6 +51,8 @@ pub async fn run(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Strin
         }
         cli::Command::App(cmd) => commands::app::run(&mut client, cmd, as_json).await,
         cli::Command::AppPackage(cmd) => commands::app_package::run(&mut client, cmd, out).await,
+        cli::Command::Deployment(cmd) => commands::deployment::run(&mut client, cmd, out).await,
+        cli::Command::Workflow(cmd) => commands::workflow::run(&mut client, cmd, out).await,
         cli::Command::Completions { shell } => Ok(completions(shell)),
     }
 }
@@ -93,6 +97,9 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> i32 {
     match rt.block_on(run(cli, |k| std::env::var(k).ok())) {
         Ok(out) => print_out(&out),
         Err(e) => {
+            if let Some(out) = e.stdout() {
+                print_out(out);
+            }
             // One line, whatever the server put in the detail.
             let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
             eprintln!("error: {msg}");

@@ -12,12 +12,15 @@ pub struct Output {
     /// Draw progress bars and spinners on stderr (only when it is a terminal and neither `--json`
     /// nor `--quiet` was given, so pipelines and logs stay clean).
     pub progress: bool,
+    /// Print progress lines on stderr (one per change while `--wait` follows a deployment):
+    /// unless `--json` or `--quiet`, terminal or not, so CI logs show them.
+    pub notes: bool,
 }
 
 impl Output {
     /// Decides whether progress may be drawn from the flags and whether stderr is a terminal.
     pub fn new(json: bool, quiet: bool, stderr_is_terminal: bool) -> Output {
-        Output { json, progress: stderr_is_terminal && !json && !quiet }
+        Output { json, progress: stderr_is_terminal && !json && !quiet, notes: !json && !quiet }
     }
 }
 
@@ -132,5 +135,12 @@ mod tests {
         assert!(!Output::new(false, false, false).progress);
         assert!(!Output::new(true, false, true).progress);
         assert!(!Output::new(false, true, true).progress);
+    }
+
+    #[test]
+    fn notes_unless_json_or_quiet() {
+        assert!(Output::new(false, false, false).notes);
+        assert!(!Output::new(true, false, true).notes);
+        assert!(!Output::new(false, true, true).notes);
     }
 }

@@ -2,4 +2,6 @@
 
 pub mod app;
 pub mod app_package;
+pub mod deployment;
 pub mod login;
+pub mod workflow;
