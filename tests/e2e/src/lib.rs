@@ -1,7 +1,9 @@
 //! End-to-end support: boots the whole suite in-process against the real servers, isolated per
 //! test, and gives a small HTTP client that logs in like `swcli` does.
 
+pub mod fixtures;
 pub mod k8s_emulator;
+pub mod world;
 
 use std::time::Duration;
 
