@@ -11,13 +11,12 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 use sw_appconf::{ApplicationConfiguration, Outcome, Overrides, PackagedComponent};
-use sw_package_store::format::META_FILE;
 use sw_package_store::{Limits, inspect_app_zip_spooled};
 
 /// `sreworks render` arguments.
@@ -152,25 +151,12 @@ fn render(args: &RenderArgs) -> anyhow::Result<Vec<ComponentObjects>> {
     Ok(out)
 }
 
-/// `spec.workload` of the `meta.yaml` in a component zip. The zip passed package inspection
-/// (size, ratio and YAML alias limits), so reading its `meta.yaml` again is bounded.
+/// `spec.workload` of the `meta.yaml` in a component zip, read the way package-store reads it for
+/// the workflow (size and YAML alias limits of package inspection).
 fn component_workload(zip_path: &Path, limits: &Limits) -> anyhow::Result<Value> {
     let file = File::open(zip_path).context("opening the spooled component zip")?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(file)).context("reading the component zip")?;
-    let entry = archive.by_name(META_FILE).context("the component zip has no meta.yaml")?;
-    let mut bytes = Vec::new();
-    entry.take(limits.max_meta_bytes + 1).read_to_end(&mut bytes).context("reading meta.yaml")?;
-    if bytes.len() as u64 > limits.max_meta_bytes {
-        bail!("meta.yaml is larger than {} bytes", limits.max_meta_bytes);
-    }
-    let raw: serde_yaml::Value = serde_yaml::from_slice(&bytes).context("meta.yaml is not YAML")?;
-    let normalized = sw_appconf::model::normalize(raw)
-        .map_err(|(path, message)| anyhow!("meta.yaml: {path}: {message}"))?;
-    let meta: Value = serde_yaml::from_value(normalized).context("meta.yaml")?;
-    match meta.get("spec").and_then(|s| s.get("workload")) {
-        Some(w @ Value::Object(_)) => Ok(w.clone()),
-        _ => bail!("meta.yaml has no spec.workload mapping"),
-    }
+    sw_package_store::format::component_workload(BufReader::new(file), limits)?
+        .ok_or_else(|| anyhow!("meta.yaml has no spec.workload mapping"))
 }
 
 fn write_objects(out: &mut impl Write, rendered: &[ComponentObjects], format: Format) -> anyhow::Result<()> {

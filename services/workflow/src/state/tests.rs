@@ -620,3 +620,38 @@ fn check_nothing_stuck_catches_a_trap() {
     }
     check_nothing_stuck::<Trap>();
 }
+
+mod events {
+    use sw_contracts::events::catalogue;
+    use sw_contracts::workflow::{
+        COMPONENT_STATES, DEPLOYMENT_STATES, TASK_STATES, WORKFLOW_STATES, state_action,
+    };
+
+    use super::*;
+
+    /// Every state a machine can enter has its event in the published catalogue, and the
+    /// contracts' state lists are the machines' states.
+    #[test]
+    fn every_state_has_its_event() {
+        let names: Vec<&str> = catalogue().iter().map(|e| e.name).collect();
+        let check = |entity: &str, states: Vec<&str>, listed: &[&str]| {
+            assert_eq!(states, listed, "{entity}: the contracts list the machine's states");
+            for s in states {
+                let name = format!("{entity}.{}", state_action(s));
+                assert!(names.contains(&name.as_str()), "{name} is not in the event catalogue");
+            }
+        };
+        check(
+            "deployment.app",
+            DeploymentState::ALL.iter().map(|s| s.as_str()).collect(),
+            &DEPLOYMENT_STATES,
+        );
+        check(
+            "deployment.component",
+            ComponentState::ALL.iter().map(|s| s.as_str()).collect(),
+            &COMPONENT_STATES,
+        );
+        check("workflow.instance", WorkflowState::ALL.iter().map(|s| s.as_str()).collect(), &WORKFLOW_STATES);
+        check("workflow.task", TaskState::ALL.iter().map(|s| s.as_str()).collect(), &TASK_STATES);
+    }
+}
