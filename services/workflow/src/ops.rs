@@ -343,6 +343,9 @@ async fn retry_from_task(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiEr
         other_holder(&ctx, &dep).await?;
     }
     act(&ctx, &call, id, Answer::Workflow, |pass, ctx| {
+        if !pass.tasks.iter().any(|t| t.id == q.task_id as i64) {
+            return Err(ApiError::not_found(format!("Workflow {id} has no task {}.", q.task_id)));
+        }
         pass.retry_from(q.task_id as i64, &ctx.settings).map_err(|m| ApiError::conflict("invalid_state", m))
     })
     .await
@@ -369,6 +372,9 @@ async fn task_suspend(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError
     let id = workflow_param(&call)?;
     let task = task_param(&call)?;
     act(&ctx, &call, id, Answer::Workflow, |pass, _| {
+        if !pass.tasks.iter().any(|t| t.id == task) {
+            return Err(ApiError::not_found(format!("Workflow {id} has no task {task}.")));
+        }
         pass.suspend_task(task).map_err(|m| ApiError::conflict("invalid_state", m))
     })
     .await

@@ -101,9 +101,11 @@ impl Handler for ResultHandler {
             self.outbox.enqueue(txn, e).await?;
         }
         store::wake(txn, dep.id, at).await?;
-        // The transaction commits just after this returns; the engine, woken now, looks again a
-        // moment later when it finds nothing yet (see the service's driver).
-        self.engine.notify_one();
         Ok(())
+    }
+
+    /// The component's change and its wake-up are visible now: the engine looks at once.
+    async fn committed(&self, _msg: &Delivery) {
+        self.engine.notify_one();
     }
 }

@@ -140,6 +140,10 @@ pub trait Handler: Send + Sync + 'static {
     /// Apply the message's effect inside `txn` (do not commit it). Return `Ok` to commit and ack,
     /// `Err(Retry)` to roll back and nak with backoff, `Err(Permanent)` to dead-letter at once.
     async fn handle(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError>;
+
+    /// Called once the effect of `msg` committed (before the ack), for work that must not start
+    /// before it is visible to others, such as waking a worker that reads it. Default: nothing.
+    async fn committed(&self, _msg: &Delivery) {}
 }
 
 /// One delivery of a message, as the handler sees it.
@@ -383,6 +387,7 @@ impl Worker {
         match outcome {
             Outcome::Committed => {
                 Counter::Processed.inc(consumer);
+                self.handler.committed(&delivery).await;
                 self.confirm_ack(&msg, msg_id).await;
             }
             Outcome::Duplicate => {

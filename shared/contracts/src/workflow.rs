@@ -38,8 +38,8 @@ pub struct LaunchQuery {
     pub stage_id: Option<String>,
     #[serde(default)]
     pub app_instance_name: Option<String>,
-    /// Create the namespace and stage in appmeta when they do not exist (default false: a missing
-    /// one is a 422).
+    /// Create the namespaces and stages the launch deploys to in appmeta when they do not exist
+    /// (needs a role that may create them). Default false: they are not looked up.
     #[serde(default)]
     pub auto_environment: Option<bool>,
 }
