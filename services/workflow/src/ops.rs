@@ -285,7 +285,8 @@ async fn retry_common(
     }
     act(&ctx, &call, id, answer, |pass, ctx| {
         let state = pass.dep.state.clone();
-        if pass.retry(&ctx.settings) {
+        // Nothing failed: a succeeded deployment runs again only from a chosen task, or replayed.
+        if state != "SUCCESS" && pass.retry(&ctx.settings) {
             Ok(())
         } else {
             Err(invalid_state(&format!("Deployment {id}"), &state, "retried"))

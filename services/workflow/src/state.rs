@@ -37,13 +37,14 @@
 //! | any running state | `Timeout` | `FAILURE` |
 //! | any running state | `UnknownError` | `EXCEPTION` |
 //! | any running state | `Rollback` | `FAILURE` |
-//! | `WAIT_FOR_OP`, `FAILURE`, `EXCEPTION`, `TERMINATED` | `Retry` | `PROCESSING` |
+//! | `WAIT_FOR_OP`, `FAILURE`, `EXCEPTION`, `TERMINATED`, `SUCCESS` | `Retry` | `PROCESSING` |
 //! | `WAIT_FOR_OP` | `Rollback` | `FAILURE` |
 //! | `WAIT_FOR_OP` | `Terminate` | `TERMINATED` |
 //!
 //! Terminal: `WAIT_FOR_OP` (settled, waiting for an operator; only the three exits above),
-//! `FAILURE`, `EXCEPTION`, `TERMINATED` (only an operator's `Retry`, *ours*: "terminate, then
-//! retry" restarts cleanly), `SUCCESS` (accepts nothing; run it again with a replay). `Retry` from `WAIT_FOR_OP`
+//! `FAILURE`, `EXCEPTION`, `TERMINATED`, `SUCCESS` (only an operator's `Retry`, *ours*: "terminate,
+//! then retry" restarts cleanly, and a retry from a chosen task re-runs a succeeded deployment; the
+//! service refuses a plain retry of a `SUCCESS` deployment, which has nothing to retry). `Retry` from `WAIT_FOR_OP`
 //! re-applies the components (`PROCESSING`, *ours*; SREWorks returns to `WAITING`), since a retry
 //! must act, not only watch. `Rollback` ends this deployment as `FAILURE`; the service starts a
 //! new deployment of the previous package.
@@ -263,7 +264,7 @@ impl DeploymentState {
             (_, T::UnknownError) if running => S::Exception,
             (_, T::Rollback) if running => S::Failure,
             (S::WaitForOp, T::Retry) => S::Processing,
-            (S::Failure | S::Exception | S::Terminated, T::Retry) => S::Processing,
+            (S::Failure | S::Exception | S::Terminated | S::Success, T::Retry) => S::Processing,
             (S::WaitForOp, T::Rollback) => S::Failure,
             (S::WaitForOp, T::Terminate) => S::Terminated,
             _ => return Err(invalid("deployment", self.as_str(), trigger.as_str())),

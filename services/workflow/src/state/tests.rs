@@ -221,6 +221,7 @@ mod deployment {
         (S::Failure, T::Retry, S::Processing),
         (S::Exception, T::Retry, S::Processing),
         (S::Terminated, T::Retry, S::Processing),
+        (S::Success, T::Retry, S::Processing),
         (S::WaitForOp, T::Rollback, S::Failure),
         (S::WaitForOp, T::Terminate, S::Terminated),
     ];
@@ -239,6 +240,7 @@ mod deployment {
             (S::Failure, &[T::Retry]),
             (S::Exception, &[T::Retry]),
             (S::Terminated, &[T::Retry]),
+            (S::Success, &[T::Retry]),
         ]);
     }
 
@@ -307,8 +309,8 @@ mod deployment {
             state = state.next(trigger).unwrap();
         }
         assert_eq!(state, S::Success);
-        let err = state.next(T::Retry).unwrap_err();
-        assert_eq!(err.to_string(), "deployment: SUCCESS does not accept RETRY");
+        let err = state.next(T::Terminate).unwrap_err();
+        assert_eq!(err.to_string(), "deployment: SUCCESS does not accept TERMINATE");
     }
 }
 
