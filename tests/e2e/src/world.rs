@@ -193,3 +193,107 @@ impl World {
             .collect()
     }
 }
+
+/// Stand-ins for the cluster's controllers while they run: every Deployment of a namespace on the
+/// emulator reports its current generation rolled out, every Ingress gets an address. Stops when
+/// dropped.
+pub struct Controllers {
+    stop: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Controllers {
+    /// Stops the loop and waits for it to end.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl World {
+    /// Starts [`Controllers`] for `namespace`: what [`World::complete_rollout`] and
+    /// [`World::give_address`] do, for every object and every new generation, every 100 ms.
+    pub fn start_controllers(&self, namespace: &str) -> Controllers {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let base = self.emu.url.clone();
+        let ns = namespace.to_owned();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            while !token.is_cancelled() {
+                // A failed round (the emulator busy) is simply tried again on the next tick.
+                let _ = controllers_round(&http, &base, &ns).await;
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        });
+        Controllers { stop, task: Some(task) }
+    }
+
+    /// `PUT /v1/workflows/{id}/{action}` (`resume`, `terminate`, `retry`…); the status and body.
+    pub async fn workflow_action(&self, id: u64, action: &str) -> anyhow::Result<(u16, Value)> {
+        self.send(reqwest::Method::PUT, &format!("/v1/workflows/{id}/{action}"), None).await
+    }
+
+    /// `PUT /v1/workflows/{id}/context` with `patch`; the status and body.
+    pub async fn put_context(&self, id: u64, patch: Value) -> anyhow::Result<(u16, Value)> {
+        self.send(reqwest::Method::PUT, &format!("/v1/workflows/{id}/context"), Some(patch)).await
+    }
+
+    /// The deployments whose `GET /v1/deployments?{query}` lists (newest first) and the total.
+    pub async fn deployments(&self, query: &str) -> anyhow::Result<(Vec<Value>, u64)> {
+        let (status, body) =
+            self.send(reqwest::Method::GET, &format!("/v1/deployments?{query}"), None).await?;
+        anyhow::ensure!(status == 200, "list deployments: {status} {body}");
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        let total = body["total"].as_u64().ok_or_else(|| anyhow::anyhow!("no total in {body}"))?;
+        Ok((items, total))
+    }
+}
+
+async fn controllers_round(http: &reqwest::Client, base: &str, ns: &str) -> anyhow::Result<()> {
+    let list = |path: String| async move {
+        let v: Value = http.get(format!("{base}{path}")).send().await?.error_for_status()?.json().await?;
+        anyhow::Ok(v["items"].as_array().cloned().unwrap_or_default())
+    };
+    let set = |path: String, status: Value| async move {
+        http.put(format!("{base}/_control/status{path}")).json(&status).send().await?.error_for_status()?;
+        anyhow::Ok(())
+    };
+    let deployments = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+    for d in list(deployments.clone()).await? {
+        let generation = &d["metadata"]["generation"];
+        if d["status"]["observedGeneration"] == *generation && d["status"]["readyReplicas"] == 1 {
+            continue;
+        }
+        let name = d["metadata"]["name"].as_str().unwrap_or_default();
+        let status = json!({
+            "observedGeneration": generation,
+            "replicas": 1,
+            "updatedReplicas": 1,
+            "availableReplicas": 1,
+            "readyReplicas": 1,
+        });
+        set(format!("{deployments}/{name}"), status).await?;
+    }
+    let ingresses = format!("/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses");
+    for i in list(ingresses.clone()).await? {
+        if i["status"]["loadBalancer"]["ingress"].is_array() {
+            continue;
+        }
+        let name = i["metadata"]["name"].as_str().unwrap_or_default();
+        set(format!("{ingresses}/{name}"), json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}))
+            .await?;
+    }
+    Ok(())
+}
