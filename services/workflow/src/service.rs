@@ -82,6 +82,7 @@ pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service
     consumer.filter_subjects = vec![names.event_subject("executor.component.>")];
     consumer.concurrency = 8;
     let wf = &cfg.workflow;
+    consumer.ack_wait = Duration::from_secs(wf.results_ack_wait_secs);
     let webhooks = match &wf.webhook_signing_key {
         Some(k) => Some(Arc::new(
             WebhookSender::new(k.expose().as_bytes(), Duration::from_secs(wf.webhook_timeout_secs))

@@ -436,6 +436,10 @@ pub struct ExecutorConfig {
     /// only the slots of its own commands (each for at most `call_timeout_secs` per call), so the
     /// other clusters' commands go on in the remaining ones.
     pub concurrency: u64,
+    /// How long a command delivered to a replica that died (or whose attempt hangs) waits before it
+    /// is delivered again, in seconds; also the longest one attempt may take. A newer command for
+    /// the same component instance waits this long (plus 5 s) behind a command cut off mid-apply.
+    pub ack_wait_secs: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -447,6 +451,7 @@ impl Default for ExecutorConfig {
             health_lease_secs: 30,
             result_retention_hours: 24 * 7,
             concurrency: 8,
+            ack_wait_secs: 30,
         }
     }
 }
@@ -504,6 +509,9 @@ pub struct WorkflowConfig {
     pub lease_secs: u64,
     /// Deployments advanced at once per replica.
     pub concurrency: u64,
+    /// How long an executor result delivered to a replica that died waits before another replica
+    /// gets it, in seconds (the results consumer's ack wait; applying a result takes milliseconds).
+    pub results_ack_wait_secs: u64,
     /// HMAC-SHA256 key signing `webhook` step requests (`webhook-signature` header). No default:
     /// without it a launch with a `webhook` step is refused.
     pub webhook_signing_key: Option<Secret>,
@@ -524,6 +532,7 @@ impl Default for WorkflowConfig {
             poll_ms: 500,
             lease_secs: 30,
             concurrency: 16,
+            results_ack_wait_secs: 10,
             webhook_signing_key: None,
             webhook_timeout_secs: 10,
             webhook_attempts: 3,
@@ -640,6 +649,7 @@ impl Config {
             ("workflow.poll_ms", wf.poll_ms),
             ("workflow.lease_secs", wf.lease_secs),
             ("workflow.concurrency", wf.concurrency),
+            ("workflow.results_ack_wait_secs", wf.results_ack_wait_secs),
             ("workflow.webhook_timeout_secs", wf.webhook_timeout_secs),
             ("workflow.webhook_attempts", wf.webhook_attempts),
         ] {
@@ -664,6 +674,7 @@ impl Config {
             ("executor.health_lease_secs", ex.health_lease_secs),
             ("executor.result_retention_hours", ex.result_retention_hours),
             ("executor.concurrency", ex.concurrency),
+            ("executor.ack_wait_secs", ex.ack_wait_secs),
         ] {
             if v == 0 {
                 return Err(invalid(name, "must be > 0"));

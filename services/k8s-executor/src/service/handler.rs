@@ -310,7 +310,7 @@ impl CommandHandler {
                 self.record(id, out).await
             }
             ApplyDecision::Apply { record_in_flight, then_prune } => {
-                if let Some(busy) = self.busy(&inv, touched, id) {
+                if let Some(busy) = self.busy(&inv, touched, id).await? {
                     return self.wait_or_report(id, target, revision, busy, last).await;
                 }
                 let cluster = match self.clusters.cluster(&target.cluster_id).await {
@@ -356,7 +356,7 @@ impl CommandHandler {
             }
             DeleteDecision::Replay => self.record(id, deleted(&cmd, Vec::new(), None)).await,
             DeleteDecision::Delete { record_in_flight, delete } => {
-                if let Some(busy) = self.busy(&inv, touched, id) {
+                if let Some(busy) = self.busy(&inv, touched, id).await? {
                     return self.wait_or_report(id, target, revision, busy, last).await;
                 }
                 let cluster = match self.clusters.cluster(&target.cluster_id).await {
@@ -430,15 +430,23 @@ impl CommandHandler {
     /// PATCH land over this revision, or its prune delete an object this revision renders (the
     /// KubeVela #6746 race). Its work counts as over once the inventory has not been written for
     /// [`CommandHandler::busy_lease`] (its attempt was cut off or its replica died).
-    fn busy(&self, inv: &Inventory, touched: Option<DateTime<Utc>>, command_id: &str) -> Option<String> {
-        let holder = match (&inv.in_flight, inv.phase()) {
-            (Some(f), _) => f.command_id.as_str(),
-            (None, Phase::Pruning) => inv.last_command_id.as_deref()?,
-            _ => return None,
-        };
-        if holder == command_id {
-            return None;
+    ///
+    /// A holder whose result is recorded has ended (its apply failed for good, say) and never
+    /// writes again, so it holds nothing: the next command goes ahead at once.
+    async fn busy(
+        &self,
+        inv: &Inventory,
+        touched: Option<DateTime<Utc>>,
+        command_id: &str,
+    ) -> Result<Option<String>, Step> {
+        let Some(holder) = holder(inv) else { return Ok(None) };
+        if holder == command_id || self.store.result_of(holder).await?.is_some() {
+            return Ok(None);
         }
+        Ok(self.busy_by(holder, touched))
+    }
+
+    fn busy_by(&self, holder: &str, touched: Option<DateTime<Utc>>) -> Option<String> {
         let age = Utc::now().signed_duration_since(touched?);
         let lease = TimeDelta::from_std(self.busy_lease).unwrap_or(TimeDelta::MAX);
         (age < lease).then(|| {
@@ -494,6 +502,15 @@ impl CommandHandler {
     async fn record(&self, command_id: &str, out: Outcome) -> Result<Recorded, Step> {
         let r = &out.result;
         Ok(self.store.record_result(command_id, &r.target, r.revision, out.event_type, r).await?)
+    }
+}
+
+/// The command that last started work on the instance and may not have finished it.
+fn holder(inv: &Inventory) -> Option<&str> {
+    match (&inv.in_flight, inv.phase()) {
+        (Some(f), _) => Some(f.command_id.as_str()),
+        (None, Phase::Pruning) => inv.last_command_id.as_deref(),
+        _ => None,
     }
 }
 

@@ -182,6 +182,7 @@ pub async fn build(
     // verb is this executor's to refuse (dead-lettered as not an executor command).
     consumer.filter_subjects = vec![names.command_subject("k8s.>")];
     consumer.concurrency = usize::try_from(cfg.executor.concurrency).unwrap_or(usize::MAX).max(1);
+    consumer.ack_wait = Duration::from_secs(cfg.executor.ack_wait_secs);
     let outbox = Outbox::new(names.clone());
     let store = Store::new(db.clone());
     let watch = WatchSettings {
