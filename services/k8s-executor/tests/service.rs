@@ -114,7 +114,7 @@ async fn a_cluster_that_is_briefly_unavailable_is_retried_and_the_command_report
 }
 
 #[tokio::test]
-async fn a_conflict_with_another_field_manager_fails_the_command_and_is_not_retried() {
+async fn a_conflict_with_another_field_manager_fails_the_command_is_not_retried_and_holds_nothing() {
     let mut x = TestExecutor::spawn().await;
     x.fail_next_patches(&[409]);
     x.send_apply(&apply("cmd-1", 1, web(true))).await;
@@ -125,6 +125,11 @@ async fn a_conflict_with_another_field_manager_fails_the_command_and_is_not_retr
     assert_eq!(x.requests("PATCH"), [format!("PATCH {DEPLOYMENT}")], "the apply stops at the conflict");
     x.no_more_events().await;
     assert_eq!(x.requests("PATCH").len(), 1, "not retried");
+    // The failed command ended: the operator's next revision is not held behind it as busy.
+    x.send_apply(&apply("cmd-2", 2, web(true))).await;
+    let (name, applied) = x.next_event().await;
+    assert_eq!(name, "executor.component.applied", "{applied:?}");
+    assert_eq!((applied.command_id.as_str(), applied.revision), ("cmd-2", 2));
     x.stop().await;
 }
 
