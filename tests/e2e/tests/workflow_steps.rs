@@ -517,3 +517,44 @@ async fn with_on_conflict_reject_a_second_launch_of_a_running_instance_is_refuse
     w.wait_state(first, "SUCCESS").await.unwrap();
     w.suite.stop().await.unwrap();
 }
+
+/// `autoEnvironment` creates the namespace and stage in appmeta; a replay relaunches the same
+/// file and package as a new deployment that succeeds with the next revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_environment_creates_the_namespace_and_stage_and_a_replay_deploys_again() {
+    let w = World::start(env()).await.unwrap();
+    let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "fresh" } });
+    let (status, body) = w.emu.call("POST", "/api/v1/namespaces", Some(&ns)).await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let _controllers = w.start_controllers("fresh");
+    let package = w.import_health("health").await.unwrap();
+    let (status, _) = w.send(reqwest::Method::GET, "/v1/namespaces/fresh", None).await.unwrap();
+    assert_eq!(status, 404, "the namespace is not registered before the launch");
+
+    let query =
+        format!("appPackageId={package}&clusterId=emu&namespaceId=fresh&stageId=qa&autoEnvironment=true");
+    let (status, launched) = w.launch(HEALTH, &query).await.unwrap();
+    assert_eq!(status, 201, "{launched}");
+    let first = launched["deployAppId"].as_u64().unwrap();
+    let (status, body) = w.send(reqwest::Method::GET, "/v1/namespaces/fresh", None).await.unwrap();
+    assert_eq!(status, 200, "autoEnvironment registered the namespace: {body}");
+    let (status, body) = w.send(reqwest::Method::GET, "/v1/namespaces/fresh/stages/qa", None).await.unwrap();
+    assert_eq!(status, 200, "autoEnvironment registered the stage: {body}");
+    let done = w.wait_state(first, "SUCCESS").await.unwrap();
+    assert_eq!(done["components"][0]["revision"], 1, "{done:#}");
+
+    let (status, replayed) =
+        w.send(reqwest::Method::POST, &format!("/v1/deployments/{first}/replay"), None).await.unwrap();
+    assert_eq!(status, 201, "{replayed}");
+    let second = replayed["deployAppId"].as_u64().unwrap();
+    assert_ne!(second, first);
+    let again = w.wait_state(second, "SUCCESS").await.unwrap();
+    assert_eq!(again["kind"], "REPLAY", "{again:#}");
+    assert_eq!(again["sourceDeployAppId"], first, "{again:#}");
+    assert_eq!(again["appPackageId"], package, "{again:#}");
+    assert_eq!(again["components"][0]["revision"], 2, "a replay sends the next revision: {again:#}");
+    let live =
+        w.emu.get("/apis/apps/v1/namespaces/fresh/deployments/qa-health-health").await.unwrap().unwrap();
+    assert_eq!(live["metadata"]["annotations"]["sreworks.io/revision"], "2");
+    w.suite.stop().await.unwrap();
+}
