@@ -49,7 +49,7 @@ const MAX_MESSAGE_SIZE: i32 = 1 << 20;
 /// JetStream drops a second message with the same `Nats-Msg-Id` within this window.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// `Content-Type` of events (CloudEvents in JSON structured mode).
-const EVENT_CONTENT_TYPE: &str = "application/cloudevents+json";
+pub(crate) const EVENT_CONTENT_TYPE: &str = "application/cloudevents+json";
 /// `Content-Type` of commands (the command object itself).
 pub const COMMAND_CONTENT_TYPE: &str = "application/json";
 
@@ -289,17 +289,6 @@ impl Bus {
         self.publish_acked(subject, msg_id, EVENT_CONTENT_TYPE, traceparent, payload).await
     }
 
-    /// Publishes a serialised command (see [`Bus::publish_command`]) on `subject`, waiting for the ack.
-    pub async fn publish_command_raw(
-        &self,
-        subject: &str,
-        command_id: &str,
-        traceparent: Option<&str>,
-        payload: bytes::Bytes,
-    ) -> Result<bool, BusError> {
-        self.publish_acked(subject, command_id, COMMAND_CONTENT_TYPE, traceparent, payload).await
-    }
-
     async fn publish_acked(
         &self,
         subject: &str,
@@ -308,6 +297,20 @@ impl Bus {
         traceparent: Option<&str>,
         payload: bytes::Bytes,
     ) -> Result<bool, BusError> {
+        let pending = self.send_to_stream(subject, msg_id, content_type, traceparent, payload).await?;
+        pending.ack().await
+    }
+
+    /// Sends one message to JetStream without waiting for the stream's ack ([`PendingAck::ack`]
+    /// waits), so a caller can send a batch and then collect the acks (the outbox relay).
+    pub(crate) async fn send_to_stream(
+        &self,
+        subject: &str,
+        msg_id: &str,
+        content_type: &'static str,
+        traceparent: Option<&str>,
+        payload: bytes::Bytes,
+    ) -> Result<PendingAck, BusError> {
         let fail = |message: String| BusError::Publish { subject: subject.to_owned(), message };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
@@ -316,15 +319,33 @@ impl Bus {
             headers.insert("traceparent", tp);
         }
         let timeout = self.cfg.request_timeout();
-        let ack_future =
+        let ack =
             tokio::time::timeout(timeout, self.js.publish_with_headers(subject.to_owned(), headers, payload))
                 .await
                 .map_err(|_| fail("timed out sending".into()))?
                 .map_err(|e| fail(e.to_string()))?;
-        let ack = tokio::time::timeout(timeout, ack_future)
+        Ok(PendingAck { subject: subject.to_owned(), ack, timeout })
+    }
+}
+
+/// A message sent to JetStream whose ack has not been read yet.
+pub(crate) struct PendingAck {
+    subject: String,
+    ack: async_nats::jetstream::context::PublishAckFuture,
+    timeout: std::time::Duration,
+}
+
+impl PendingAck {
+    /// Waits for the stream's ack; `true` when JetStream reported the message as a duplicate.
+    pub(crate) async fn ack(self) -> Result<bool, BusError> {
+        let subject = self.subject;
+        let ack = tokio::time::timeout(self.timeout, self.ack)
             .await
-            .map_err(|_| fail("timed out waiting for the stream's ack".into()))?
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|_| BusError::Publish {
+                subject: subject.clone(),
+                message: "timed out waiting for the stream's ack".into(),
+            })?
+            .map_err(|e| BusError::Publish { subject, message: e.to_string() })?;
         Ok(ack.duplicate)
     }
 }

@@ -11,7 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, Statement, TransactionTrait, Value,
+};
 use sea_orm_migration::prelude::*;
 use sw_contracts::events::CloudEvent;
 use tokio::sync::Notify;
@@ -203,7 +205,10 @@ impl Relay {
 
     /// One pass: publishes up to one batch and deletes what was acknowledged. Returns how many.
     pub async fn publish_pending(&self) -> Result<usize, RelayError> {
-        let txn = self.db.begin().await?;
+        // READ COMMITTED: the locking read takes the selected rows only, not the gap after the last
+        // one, so services adding events while this pass publishes never wait for it (under
+        // REPEATABLE READ they did, and their inserts deadlocked with this pass's delete).
+        let txn = self.db.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await?;
         let rows = txn
             .query_all(Statement::from_sql_and_values(
                 DbBackend::MySql,
@@ -213,27 +218,42 @@ impl Relay {
             .await?;
         let mut done: Vec<u64> = Vec::with_capacity(rows.len());
         let mut failure = None;
+        // Send the whole batch, then read the acks in order: one round trip per batch instead of
+        // one per row. Rows are deleted up to the first that was not acked, so a failure keeps
+        // that row and every later one for the next pass (a later one already stored is then
+        // dropped by JetStream as a duplicate of its `Nats-Msg-Id`).
+        let mut sent = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: u64 = row.try_get("", "id")?;
             let event_id: String = row.try_get("", "event_id")?;
             let subject: String = row.try_get("", "subject")?;
             let traceparent: Option<String> = row.try_get("", "traceparent")?;
             let payload: String = row.try_get("", "payload")?;
-            let published = if subject.starts_with(&self.command_prefix) {
-                self.bus
-                    .publish_command_raw(
-                        &subject,
-                        &event_id,
-                        traceparent.as_deref(),
-                        payload.into_bytes().into(),
-                    )
-                    .await
+            let content_type = if subject.starts_with(&self.command_prefix) {
+                crate::COMMAND_CONTENT_TYPE
             } else {
-                self.bus
-                    .publish_raw(&subject, &event_id, traceparent.as_deref(), payload.into_bytes().into())
-                    .await
+                crate::EVENT_CONTENT_TYPE
             };
-            match published {
+            match self
+                .bus
+                .send_to_stream(
+                    &subject,
+                    &event_id,
+                    content_type,
+                    traceparent.as_deref(),
+                    payload.into_bytes().into(),
+                )
+                .await
+            {
+                Ok(pending) => sent.push((id, event_id, pending)),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        for (id, event_id, pending) in sent {
+            match pending.ack().await {
                 Ok(duplicate) => {
                     if duplicate {
                         tracing::debug!(
@@ -244,7 +264,7 @@ impl Relay {
                     done.push(id);
                 }
                 Err(e) => {
-                    failure = Some(e);
+                    failure.get_or_insert(e);
                     break;
                 }
             }

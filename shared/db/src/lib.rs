@@ -169,6 +169,21 @@ pub fn is_unavailable(e: &DbErr) -> bool {
     }
 }
 
+/// MariaDB's "lock wait timeout" and "deadlock" errors: two transactions wanted the same rows and
+/// this one lost. Nothing of it was written; running it again usually succeeds.
+pub fn is_lock_conflict(e: &DbErr) -> bool {
+    use sea_orm::sqlx::mysql::MySqlDatabaseError;
+    const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+    const ER_LOCK_DEADLOCK: u16 = 1213;
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d)))
+        | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d))) => d
+            .try_downcast_ref::<MySqlDatabaseError>()
+            .is_some_and(|m| matches!(m.number(), ER_LOCK_WAIT_TIMEOUT | ER_LOCK_DEADLOCK)),
+        _ => false,
+    }
+}
+
 /// True when an insert failed on a unique key.
 pub fn is_duplicate(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))

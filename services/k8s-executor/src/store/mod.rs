@@ -33,9 +33,7 @@ pub use watch::{NewWatch, Upserted, Watch};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, RuntimeErr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use sw_config::DatabaseConfig;
 use sw_contracts::executor::{ComponentResult, ComponentTarget};
 
@@ -44,10 +42,6 @@ use crate::plan::Inventory;
 
 /// The service name of the executor's database (`{prefix}executor`).
 pub const SERVICE: &str = "executor";
-
-/// MariaDB error numbers after which the same statement may succeed when retried.
-const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
-const ER_LOCK_DEADLOCK: u16 = 1213;
 
 /// Why the store could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -82,22 +76,11 @@ impl StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(e: DbErr) -> Self {
-        if sw_db::is_unavailable(&e) || lost_lock_race(&e) {
+        if sw_db::is_unavailable(&e) || sw_db::is_lock_conflict(&e) {
             StoreError::Unavailable(e)
         } else {
             StoreError::Database(e)
         }
-    }
-}
-
-fn lost_lock_race(e: &DbErr) -> bool {
-    use sea_orm::sqlx::mysql::MySqlDatabaseError;
-    match e {
-        DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d)))
-        | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d))) => d
-            .try_downcast_ref::<MySqlDatabaseError>()
-            .is_some_and(|m| matches!(m.number(), ER_LOCK_WAIT_TIMEOUT | ER_LOCK_DEADLOCK)),
-        _ => false,
     }
 }
 
