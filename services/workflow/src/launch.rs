@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::{Value, json};
 use sw_appconf::{ApplicationConfiguration, Overrides};
 use sw_authz::Principal;
@@ -300,21 +300,7 @@ async fn create(
         created_by: principal.subject.clone(),
         placement,
     };
-    let at = now();
-    let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
-    let holder = store::any_holder(&txn, &new.placement.instance_key()).await.map_err(sw_db::api_error)?;
-    if let (Some(h), LaunchConflict::Reject) = (holder, ctx.on_conflict) {
-        return Err(ApiError::conflict(
-            "deployment_in_progress",
-            format!(
-                "Deployment {h} of app instance {} is still running; wait for it or terminate it.",
-                new.placement.app_instance
-            ),
-        ));
-    }
-    let id =
-        insert(&txn, &ctx.outbox, &new, at, meta.traceparent.as_deref()).await.map_err(sw_db::api_error)?;
-    txn.commit().await.map_err(sw_db::api_error)?;
+    let (id, holder) = write(ctx, &new, meta.traceparent.as_deref()).await?;
     ctx.outbox.wake();
     ctx.kick();
     Ok(wire::DeploymentLaunched {
@@ -324,6 +310,40 @@ async fn create(
         queued: holder.is_some(),
         warnings: planned.warnings,
     })
+}
+
+/// Writes `new` (see [`insert`]), unless `reject` mode refuses it; a transaction that lost a lock
+/// race is run again. Returns its id and the deployment it waits for, if any.
+async fn write(
+    ctx: &Ctx,
+    new: &NewDeployment,
+    traceparent: Option<&str>,
+) -> Result<(i64, Option<i64>), ApiError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let txn = store::begin(&ctx.db).await.map_err(sw_db::api_error)?;
+        let holder =
+            store::any_holder(&txn, &new.placement.instance_key()).await.map_err(sw_db::api_error)?;
+        if let (Some(h), LaunchConflict::Reject) = (holder, ctx.on_conflict) {
+            return Err(ApiError::conflict(
+                "deployment_in_progress",
+                format!(
+                    "Deployment {h} of app instance {} is still running; wait for it or terminate it.",
+                    new.placement.app_instance
+                ),
+            ));
+        }
+        let written = match insert(&txn, &ctx.outbox, new, now(), traceparent).await {
+            Ok(id) => txn.commit().await.map(|()| id),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(id) => return Ok((id, holder)),
+            Err(e) if sw_db::is_lock_conflict(&e) && attempts < 5 => continue,
+            Err(e) => return Err(sw_db::api_error(e)),
+        }
+    }
 }
 
 /// The body (JSON, or YAML the gateway turned into JSON) as an ApplicationConfiguration.

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use sw_authz::{Principal, Scope, Verifier};
 use sw_bus::outbox::Outbox;
@@ -207,7 +207,7 @@ where
 {
     let principal = ctx.principal(call).await?;
     for _ in 0..5 {
-        let txn = ctx.db.begin().await.map_err(sw_db::api_error)?;
+        let txn = store::begin(&ctx.db).await.map_err(sw_db::api_error)?;
         let Some(mut pass) = Pass::load(&txn, id, now()).await.map_err(pass_error)? else {
             return Err(match answer {
                 Answer::Deployment => no_deployment(id),
@@ -225,10 +225,18 @@ where
                 let _ = txn.rollback().await;
                 continue;
             }
+            Err(PassError::Db(e)) if sw_db::is_lock_conflict(&e) => continue,
             Err(e) => return Err(pass_error(e)),
         }
-        store::wake(&txn, id, at).await.map_err(sw_db::api_error)?;
-        txn.commit().await.map_err(sw_db::api_error)?;
+        let woken = match store::wake(&txn, id, at).await {
+            Ok(()) => txn.commit().await,
+            Err(e) => Err(e),
+        };
+        match woken {
+            Ok(()) => {}
+            Err(e) if sw_db::is_lock_conflict(&e) => continue,
+            Err(e) => return Err(sw_db::api_error(e)),
+        }
         ctx.outbox.wake();
         ctx.kick();
         let dep = store::deployment(&ctx.db, id)

@@ -26,6 +26,9 @@ use crate::state::{ComponentState, ComponentTrigger};
 use crate::store;
 use crate::view;
 
+/// Histogram of applying one executor result (inside the consumer's transaction), seconds.
+pub const RESULT_SECONDS: &str = "sw_workflow_result_seconds";
+
 /// The durable consumer the workflow's replicas share on the events stream.
 pub const DURABLE: &str = "workflow-executor-results";
 
@@ -37,6 +40,20 @@ pub struct ResultHandler {
 #[async_trait]
 impl Handler for ResultHandler {
     async fn handle(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError> {
+        let started = std::time::Instant::now();
+        let handled = self.apply(txn, msg).await;
+        metrics::histogram!(RESULT_SECONDS).record(started.elapsed().as_secs_f64());
+        handled
+    }
+
+    /// The component's change and its wake-up are visible now: the engine looks at once.
+    async fn committed(&self, _msg: &Delivery) {
+        self.engine.notify_one();
+    }
+}
+
+impl ResultHandler {
+    async fn apply(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError> {
         let ev: CloudEvent = serde_json::from_slice(&msg.payload).map_err(HandlerError::permanent)?;
         let action = ev.name().strip_prefix("executor.component.").unwrap_or_default().to_owned();
         let result: ComponentResult = serde_json::from_value(ev.data).map_err(HandlerError::permanent)?;
@@ -102,10 +119,5 @@ impl Handler for ResultHandler {
         }
         store::wake(txn, dep.id, at).await?;
         Ok(())
-    }
-
-    /// The component's change and its wake-up are visible now: the engine looks at once.
-    async fn committed(&self, _msg: &Delivery) {
-        self.engine.notify_one();
     }
 }

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use futures::StreamExt;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use sw_authz::Verifier;
 use sw_bus::consumer::ConsumerConfig;
 use sw_bus::outbox::Outbox;
@@ -34,6 +33,9 @@ use crate::ops::{self, Ctx};
 use crate::results::{DURABLE, ResultHandler};
 use crate::store::{self, SERVICE};
 use crate::webhook::{WebhookOutcome, WebhookSender};
+
+/// Histogram of one engine pass (load, decide, write, commit), seconds.
+pub const PASS_SECONDS: &str = "sw_workflow_pass_seconds";
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +167,9 @@ impl Service {
     }
 }
 
-/// The engine's loop (see the module docs).
+/// The engine's loop (see the module docs): keeps up to `concurrency` passes running, claiming due
+/// deployments whenever a slot frees up, and waits for this replica's wake-ups or the poll
+/// interval when nothing is due. On `stop` it claims nothing more and lets running passes finish.
 async fn drive(
     ctx: Arc<Ctx>,
     s: DriverSettings,
@@ -173,48 +177,57 @@ async fn drive(
     stop: CancellationToken,
 ) {
     let owner = uuid::Uuid::now_v7().to_string();
+    let mut running = tokio::task::JoinSet::new();
+    // After a wake-up that found nothing due yet (its transaction had not committed), look again
+    // soon rather than after a whole poll interval.
     let mut recheck = false;
-    loop {
-        let wait = if recheck { Duration::from_millis(20) } else { s.poll };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = ctx.engine.notified() => { recheck = true; }
-            _ = tokio::time::sleep(wait) => { recheck = false; }
-        }
-        loop {
+    while !stop.is_cancelled() {
+        let free = s.concurrency.saturating_sub(running.len());
+        if free > 0 {
             let now = Utc::now();
             let lease_until = now + ChronoDuration::from_std(s.lease).unwrap_or(ChronoDuration::seconds(30));
-            let claimed =
-                match store::claim_due(&ctx.db, &owner, now, lease_until, s.concurrency as u64).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Could not read the wake-up list; trying again.");
-                        break;
+            match store::claim_due(&ctx.db, &owner, now, lease_until, free as u64).await {
+                Ok(claimed) if !claimed.is_empty() => {
+                    for (id, seq) in claimed {
+                        running.spawn(advance_one(ctx.clone(), owner.clone(), webhooks.clone(), id, seq));
                     }
-                };
-            if claimed.is_empty() {
-                break;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "Could not read the wake-up list; trying again."),
             }
-            futures::stream::iter(claimed)
-                .for_each_concurrent(s.concurrency, |(id, seq)| {
-                    let ctx = ctx.clone();
-                    let owner = owner.clone();
-                    let webhooks = webhooks.clone();
-                    async move {
-                        let next = match run_deployment(&ctx, id, webhooks.as_deref()).await {
-                            Ok(next) => next,
-                            Err(e) => {
-                                tracing::warn!(deployment = id, error = %e, "Advancing a deployment failed; it is retried.");
-                                Some(Utc::now() + ChronoDuration::seconds(1))
-                            }
-                        };
-                        if let Err(e) = store::release(&ctx.db, id, seq, &owner, next).await {
-                            tracing::warn!(deployment = id, error = %e, "Could not release a deployment; its lease will pass.");
-                        }
-                    }
-                })
-                .await;
-            if stop.is_cancelled() {
+        }
+        let wait = if recheck { Duration::from_millis(20) } else { s.poll };
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = ctx.engine.notified() => { recheck = true; continue; }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        recheck = false;
+    }
+    while let Some(done) = running.join_next().await {
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "A deployment pass ended abnormally.");
+        }
+    }
+}
+
+/// One claimed deployment: advance it, then give its wake-up row back.
+async fn advance_one(ctx: Arc<Ctx>, owner: String, webhooks: Option<Arc<WebhookSender>>, id: i64, seq: i64) {
+    let next = match run_deployment(&ctx, id, webhooks.as_deref()).await {
+        Ok(next) => next,
+        Err(e) => {
+            tracing::warn!(deployment = id, error = %e, "Advancing a deployment failed; it is retried.");
+            Some(Utc::now() + ChronoDuration::seconds(1))
+        }
+    };
+    for attempt in 1..=5 {
+        match store::release(&ctx.db, id, seq, &owner, next).await {
+            Ok(()) => return,
+            Err(e) if sw_db::is_lock_conflict(&e) && attempt < 5 => continue,
+            Err(e) => {
+                tracing::warn!(deployment = id, error = %e, "Could not release a deployment; its lease will pass.");
                 return;
             }
         }
@@ -230,7 +243,8 @@ async fn run_deployment(
     let mut fed: Option<(i64, i32, WebhookResult)> = None;
     let mut conflicts = 0;
     loop {
-        let txn = ctx.db.begin().await?;
+        let started = std::time::Instant::now();
+        let txn = store::begin(&ctx.db).await?;
         let Some(mut pass) = Pass::load(&txn, id, ops::now()).await? else {
             return Ok(None);
         };
@@ -247,16 +261,25 @@ async fn run_deployment(
         };
         let call = pass.advance(&ctx.settings, holder);
         let next = pass.next_due();
-        let wakes = match pass.commit(&txn, &ctx.outbox, &ctx.settings).await {
+        let committed = match pass.commit(&txn, &ctx.outbox, &ctx.settings).await {
+            Ok(w) => txn.commit().await.map(|()| w).map_err(PassError::Db),
+            Err(e) => Err(e),
+        };
+        let wakes = match committed {
             Ok(w) => w,
-            Err(PassError::Conflict(_)) if conflicts < 5 => {
+            // Lost a race (a result or an operator changed it, or a lock): run the pass again at once.
+            Err(PassError::Conflict(_)) if conflicts < 10 => {
                 conflicts += 1;
-                let _ = txn.rollback().await;
+                continue;
+            }
+            Err(PassError::Db(e)) if sw_db::is_lock_conflict(&e) && conflicts < 10 => {
+                conflicts += 1;
                 continue;
             }
             Err(e) => return Err(e),
         };
-        txn.commit().await?;
+        // The engine's own time for one pass: load, decide, write, commit (no webhook call).
+        metrics::histogram!(PASS_SECONDS).record(started.elapsed().as_secs_f64());
         ctx.outbox.wake();
         if !wakes.is_empty() {
             ctx.kick();

@@ -102,6 +102,15 @@ pub struct ComponentRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A transaction of the workflow service. READ COMMITTED: every write is guarded by compare-and-swap
+/// (or is an upsert of its own key), so locking reads of ranges (REPEATABLE READ's gap locks) would
+/// only make concurrent passes, launches and the outbox relay wait for — and deadlock with — each
+/// other.
+pub async fn begin(db: &sea_orm::DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::TransactionTrait;
+    db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None).await
+}
+
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::MySql, sql, values)
 }
