@@ -12,7 +12,7 @@ CARGO ?= cargo
 ARGS ?=
 DEV_BIN := $(CARGO_TARGET_DIR)/debug/sreworks
 
-.PHONY: help up down test build lint fmt schemas bench bench-packages bench-executor
+.PHONY: help up down test build lint fmt schemas bench bench-packages bench-executor bench-workflow
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -52,3 +52,6 @@ bench-packages: ## Package import/download vs raw S3 and package-store RSS (load
 
 bench-executor: ## Executor apply commands/s against the k8s emulator, its own time per command, CPU and RSS (loadtests/executor-bench.sh; N=300)
 	bash loadtests/executor-bench.sh
+
+bench-workflow: ## Workflow: N concurrent 3-component launches, launches/s, launch→SUCCESS, engine overhead per step, CPU and RSS (loadtests/workflow-bench.sh; N=200)
+	bash loadtests/workflow-bench.sh
