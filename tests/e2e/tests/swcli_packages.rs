@@ -4,87 +4,12 @@
 //! its own config file and HOME per test, so nothing is read from the developer's environment.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use serde_json::Value;
 use sreworks_e2e::Suite;
+use sreworks_e2e::swcli::Swcli;
 use sw_testkit::TestEnv;
-
-/// A swcli "installation": a temp HOME holding the config file, logged in as the suite's admin.
-struct Swcli {
-    home: PathBuf,
-    config: PathBuf,
-    endpoint: String,
-    password: String,
-}
-
-/// What one invocation printed, or the error line and exit code it failed with.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    error: String,
-}
-
-impl Out {
-    fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "{self:?}");
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
-    }
-}
-
-impl Swcli {
-    fn new(suite: &Suite) -> Swcli {
-        let home = std::env::temp_dir().join(format!("swcli-e2e-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&home).unwrap();
-        Swcli {
-            config: home.join("swcli.yaml"),
-            home,
-            endpoint: suite.base.clone(),
-            password: suite.admin_password(),
-        }
-    }
-
-    async fn run(&self, args: &[&str]) -> Out {
-        let cli = swcli::parse_args(std::iter::once("swcli").chain(args.iter().copied()))
-            .unwrap_or_else(|e| panic!("{args:?} does not parse: {e}"));
-        let env = |k: &str| match k {
-            "SWCLI_CONFIG" => Some(self.config.display().to_string()),
-            "HOME" => Some(self.home.display().to_string()),
-            "SWCLI_ENDPOINT" => Some(self.endpoint.clone()),
-            "SWCLI_USERNAME" => Some("admin".to_owned()),
-            "SWCLI_PASSWORD" => Some(self.password.clone()),
-            _ => None,
-        };
-        let run = swcli::run(cli, env);
-        match tokio::time::timeout(Duration::from_secs(120), run)
-            .await
-            .expect("swcli did not finish in 120 s")
-        {
-            Ok(stdout) => Out { code: 0, stdout, error: String::new() },
-            Err(e) => Out { code: e.exit_code(), stdout: String::new(), error: e.to_string() },
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.home.join(name)
-    }
-
-    fn arg(p: &Path) -> &str {
-        p.to_str().unwrap()
-    }
-}
-
-impl Drop for Swcli {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
 
 /// A well-formed SREWorks app package for `app`: `meta.yaml` at `1.0.0+1` and one
 /// K8S_MICROSERVICE component `api`, padded so the upload spans many chunks.

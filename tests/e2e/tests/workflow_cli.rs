@@ -4,77 +4,10 @@
 //! in-process through its library entry point with its own config file and HOME.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use serde_json::Value;
+use sreworks_e2e::swcli::Swcli;
 use sreworks_e2e::world::World;
 use sw_testkit::TestEnv;
-
-/// A swcli "installation": a temp HOME holding the config file, logging in as the suite's admin.
-struct Swcli {
-    home: PathBuf,
-    config: PathBuf,
-    endpoint: String,
-    password: String,
-}
-
-/// What one invocation printed, or the error line and exit code it failed with.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    error: String,
-}
-
-impl Out {
-    fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "{self:?}");
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
-    }
-}
-
-impl Swcli {
-    fn new(w: &World) -> Swcli {
-        let home = std::env::temp_dir().join(format!("swcli-e2e-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&home).unwrap();
-        Swcli {
-            config: home.join("swcli.yaml"),
-            home,
-            endpoint: w.suite.base.clone(),
-            password: w.suite.admin_password(),
-        }
-    }
-
-    async fn run(&self, args: &[&str]) -> Out {
-        let cli = swcli::parse_args(std::iter::once("swcli").chain(args.iter().copied()))
-            .unwrap_or_else(|e| panic!("{args:?} does not parse: {e}"));
-        let env = |k: &str| match k {
-            "SWCLI_CONFIG" => Some(self.config.display().to_string()),
-            "HOME" => Some(self.home.display().to_string()),
-            "SWCLI_ENDPOINT" => Some(self.endpoint.clone()),
-            "SWCLI_USERNAME" => Some("admin".to_owned()),
-            "SWCLI_PASSWORD" => Some(self.password.clone()),
-            _ => None,
-        };
-        match tokio::time::timeout(Duration::from_secs(90), swcli::run(cli, env))
-            .await
-            .expect("swcli did not finish in 90 s")
-        {
-            Ok(stdout) => Out { code: 0, stdout, error: String::new() },
-            Err(e) => Out { code: e.exit_code(), stdout: String::new(), error: e.to_string() },
-        }
-    }
-}
-
-impl Drop for Swcli {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
 
 fn env() -> TestEnv {
     let mut env = TestEnv::new();
@@ -91,7 +24,7 @@ fn launch_example() -> PathBuf {
 async fn swcli_launches_and_waits_for_the_health_package_then_reads_it_back() {
     let w = World::start(env()).await.unwrap();
     let package = w.import_health("health").await.unwrap().to_string();
-    let sw = Swcli::new(&w);
+    let sw = Swcli::new(&w.suite);
     // The cluster's controllers roll the Deployment out and give the Ingress an address while swcli
     // waits.
     let controllers = w.start_controllers("sreworks");
@@ -152,7 +85,7 @@ async fn swcli_wait_exits_with_task_failed_when_the_deployment_times_out() {
     env.cfg.workflow.health_timeout_secs = 2;
     let w = World::start(env).await.unwrap();
     let package = w.import_health("health").await.unwrap().to_string();
-    let sw = Swcli::new(&w);
+    let sw = Swcli::new(&w.suite);
     let path = launch_example();
     let out = sw
         .run(&[
