@@ -46,8 +46,10 @@ impl Handler for ResultHandler {
         handled
     }
 
-    /// The component's change and its wake-up are visible now: the engine looks at once.
+    /// The component's change, its events and its wake-up are visible now: the relay publishes the
+    /// events and the engine looks at once.
     async fn committed(&self, _msg: &Delivery) {
+        self.outbox.wake();
         self.engine.notify_one();
     }
 }
@@ -117,7 +119,12 @@ impl ResultHandler {
         for e in &events {
             self.outbox.enqueue(txn, e).await?;
         }
-        store::wake(txn, dep.id, at).await?;
+        // The engine acts on a component only once it ended (SUCCESS, WAIT_FOR_OP, FAILURE): a
+        // component that is now RUNNING (applied, or degraded) needs no pass.
+        let ended = parse_state::<ComponentState>(&comp.state).is_some_and(ComponentState::is_terminal);
+        if ended {
+            store::wake(txn, dep.id, at).await?;
+        }
         Ok(())
     }
 }

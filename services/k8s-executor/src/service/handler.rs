@@ -114,9 +114,12 @@ impl Handler for CommandHandler {
         let subject = instance_key(&recorded.result.target);
         let event = CloudEvent::new(EVENT_SERVICE, &recorded.event_type, Some(subject), &recorded.result);
         self.outbox.enqueue(txn, &event).await?;
-        // The relay may look before the commit; it also polls, so the event is late at worst.
-        self.outbox.wake();
         Ok(())
+    }
+
+    /// The result's event is committed: the relay publishes it now rather than at its next poll.
+    async fn committed(&self, _msg: &Delivery) {
+        self.outbox.wake();
     }
 }
 
