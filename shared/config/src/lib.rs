@@ -524,7 +524,8 @@ pub struct WorkflowConfig {
 impl Default for WorkflowConfig {
     fn default() -> Self {
         Self {
-            deployment_timeout_secs: 6 * 3600,
+            // Longer than `approval_timeout_secs`, so an approval can wait its whole time.
+            deployment_timeout_secs: 26 * 3600,
             step_timeout_secs: 1800,
             approval_timeout_secs: 24 * 3600,
             health_timeout_secs: 600,
