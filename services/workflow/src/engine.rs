@@ -354,14 +354,19 @@ impl Pass {
 
     /// Ends everything still running as `TERMINATED` (reason `reason`).
     pub fn terminate(&mut self, reason: &str, message: Option<String>) {
+        self.stop_all(reason, &message);
+        self.wf_to(WorkflowTrigger::Terminate, Some(reason), message.clone());
+        self.dep_to(DeploymentTrigger::Terminate, Some(reason), message);
+    }
+
+    /// Every component and task still running (or waiting for an operator) → `TERMINATED`.
+    fn stop_all(&mut self, reason: &str, message: &Option<String>) {
         for i in 0..self.comps.len() {
             self.comp_to(i, ComponentTrigger::Terminate, Some(reason), message.clone());
         }
         for i in 0..self.tasks.len() {
             self.task_to(i, TaskTrigger::Terminate, Some(reason), message.clone());
         }
-        self.wf_to(WorkflowTrigger::Terminate, Some(reason), message.clone());
-        self.dep_to(DeploymentTrigger::Terminate, Some(reason), message);
     }
 
     /// Re-runs what did not succeed: the deployment, the workflow, every finished-but-not-successful
@@ -916,7 +921,7 @@ impl Pass {
         for i in &self.dirty_tasks {
             store::save_task(txn, &self.tasks[*i]).await?;
         }
-        if self.dirty_dep || !self.dirty_tasks.is_empty() || !self.dirty_comps.is_empty() {
+        if self.changed() {
             self.dep.updated_at = self.now;
             if !store::save_deployment(txn, &self.dep, self.loaded_version).await? {
                 return Err(PassError::Conflict(id));
@@ -998,22 +1003,12 @@ impl Pass {
     /// deployment that succeeded stays `SUCCESS` (the rollback supersedes it).
     pub fn roll_back(&mut self, message: &str) {
         let reason = Some("RolledBack");
-        for i in 0..self.comps.len() {
-            self.comp_to(i, ComponentTrigger::Terminate, reason, Some(message.to_owned()));
-        }
-        for i in 0..self.tasks.len() {
-            self.task_to(i, TaskTrigger::Terminate, reason, Some(message.to_owned()));
-        }
+        self.stop_all("RolledBack", &Some(message.to_owned()));
         if !self.wf_to(WorkflowTrigger::Failed, reason, Some(message.to_owned())) {
             self.wf_to(WorkflowTrigger::Terminate, reason, Some(message.to_owned()));
         }
         self.dep_to(DeploymentTrigger::Rollback, reason, Some(message.to_owned()));
         self.rollback = true;
-    }
-
-    /// Whether commit will start a rollback.
-    pub fn rolls_back(&self) -> bool {
-        self.rollback
     }
 }
 
