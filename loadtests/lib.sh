@@ -71,3 +71,20 @@ bench_token() {
     -d grant_type=password -d username=admin --data-urlencode "password=$ADMIN_PW" -d client_id=swcli |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' || die "login failed"
 }
+
+# Starts the Kubernetes API emulator (tests/k8s-emulator) on a free port, logging to
+# $1/emulator.log; sets emu_pid and port, and registers the process for bench_cleanup.
+bench_start_emulator() {
+  local dir=$1 py deadline
+  py=$(tests/k8s-emulator/setup.sh)
+  "$py" tests/k8s-emulator/emulator.py 0 >"$dir/port" 2>"$dir/emulator.log" &
+  emu_pid=$!
+  pids+=("$emu_pid")
+  deadline=$((SECONDS + 20))
+  until [[ $(head -n 1 "$dir/port" 2>/dev/null) =~ ^[0-9]+$ ]]; do
+    kill -0 "$emu_pid" 2>/dev/null || { tail -20 "$dir/emulator.log"; die "the emulator exited before printing its port"; }
+    ((SECONDS < deadline)) || { tail -20 "$dir/emulator.log"; die "the emulator printed no port within 20s"; }
+    sleep 0.1
+  done
+  port=$(head -n 1 "$dir/port")
+}

@@ -32,17 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PY=$(tests/k8s-emulator/setup.sh)
-"$PY" tests/k8s-emulator/emulator.py 0 >"$work/port" 2>"$work/emulator.log" &
-emu_pid=$!
-pids+=("$emu_pid")
-deadline=$((SECONDS + 20))
-until [[ $(head -n 1 "$work/port" 2>/dev/null) =~ ^[0-9]+$ ]]; do
-  kill -0 "$emu_pid" 2>/dev/null || { tail -20 "$work/emulator.log"; die "the emulator exited before printing its port"; }
-  ((SECONDS < deadline)) || { tail -20 "$work/emulator.log"; die "the emulator printed no port within 20s"; }
-  sleep 0.1
-done
-port=$(head -n 1 "$work/port")
+bench_start_emulator "$work"
 echo "emulator pid $emu_pid on 127.0.0.1:$port; run $run_id"
 
 status=0
