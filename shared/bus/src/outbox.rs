@@ -74,6 +74,16 @@ impl MigrationTrait for Migration {
     }
 }
 
+/// One event or command ready to be written with [`Outbox::insert`].
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    /// The `Nats-Msg-Id`: the event's id, or the command's.
+    id: String,
+    subject: String,
+    traceparent: Option<String>,
+    payload: String,
+}
+
 /// Writes events into the outbox inside a caller's transaction and wakes the relay after commit.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -88,19 +98,7 @@ impl Outbox {
 
     /// Adds `event` to the outbox through `conn` (a transaction, so it commits with the change).
     pub async fn enqueue<C: ConnectionTrait>(&self, conn: &C, event: &CloudEvent) -> Result<(), DbErr> {
-        let payload = serde_json::to_string(event).map_err(|e| DbErr::Custom(e.to_string()))?;
-        conn.execute(Statement::from_sql_and_values(
-            DbBackend::MySql,
-            "INSERT INTO sw_outbox (event_id, subject, traceparent, payload) VALUES (?, ?, ?, ?)",
-            [
-                Value::from(event.id.clone()),
-                Value::from(self.names.event_subject(event.name())),
-                Value::from(event.traceparent.clone()),
-                Value::from(payload),
-            ],
-        ))
-        .await?;
-        Ok(())
+        self.insert(conn, vec![self.event_row(event)?]).await
     }
 
     /// Adds the command `name` (`k8s.apply`) with id `command_id` to the outbox through `conn`, so a
@@ -114,18 +112,52 @@ impl Outbox {
         traceparent: Option<&str>,
         command: &T,
     ) -> Result<(), DbErr> {
-        let payload = serde_json::to_string(command).map_err(|e| DbErr::Custom(e.to_string()))?;
-        conn.execute(Statement::from_sql_and_values(
-            DbBackend::MySql,
-            "INSERT INTO sw_outbox (event_id, subject, traceparent, payload) VALUES (?, ?, ?, ?)",
-            [
-                Value::from(command_id.to_owned()),
-                Value::from(self.names.command_subject(name)),
-                Value::from(traceparent.map(str::to_owned)),
-                Value::from(payload),
-            ],
-        ))
-        .await?;
+        self.insert(conn, vec![self.command_row(name, command_id, traceparent, command)?]).await
+    }
+
+    /// The outbox row of `event`, for [`Outbox::insert`].
+    pub fn event_row(&self, event: &CloudEvent) -> Result<OutboxRow, DbErr> {
+        Ok(OutboxRow {
+            id: event.id.clone(),
+            subject: self.names.event_subject(event.name()),
+            traceparent: event.traceparent.clone(),
+            payload: serde_json::to_string(event).map_err(|e| DbErr::Custom(e.to_string()))?,
+        })
+    }
+
+    /// The outbox row of command `name` with id `command_id`, for [`Outbox::insert`].
+    pub fn command_row<T: serde::Serialize>(
+        &self,
+        name: &str,
+        command_id: &str,
+        traceparent: Option<&str>,
+        command: &T,
+    ) -> Result<OutboxRow, DbErr> {
+        Ok(OutboxRow {
+            id: command_id.to_owned(),
+            subject: self.names.command_subject(name),
+            traceparent: traceparent.map(str::to_owned),
+            payload: serde_json::to_string(command).map_err(|e| DbErr::Custom(e.to_string()))?,
+        })
+    }
+
+    /// Writes `rows` in one statement through `conn`; the relay publishes them in this order.
+    pub async fn insert<C: ConnectionTrait>(&self, conn: &C, rows: Vec<OutboxRow>) -> Result<(), DbErr> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from("INSERT INTO sw_outbox (event_id, subject, traceparent, payload) VALUES ");
+        let mut values = Vec::with_capacity(rows.len() * 4);
+        for (i, r) in rows.into_iter().enumerate() {
+            sql.push_str(if i == 0 { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
+            values.extend([
+                Value::from(r.id),
+                Value::from(r.subject),
+                Value::from(r.traceparent),
+                Value::from(r.payload),
+            ]);
+        }
+        conn.execute(Statement::from_sql_and_values(DbBackend::MySql, sql, values)).await?;
         Ok(())
     }
 
