@@ -350,6 +350,38 @@ impl Pass {
         (0..self.comps.len()).filter(|c| self.comps[*c].task_id == id).collect()
     }
 
+    // ---- executor results ----
+
+    /// Applies the executor's result `action` (`applied`, `healthy`, `failed`, `degraded`) to the
+    /// component sent with `command_id`, as [`crate::results`] does on its own; false when no
+    /// component of this deployment takes it (another attempt's command, or it already ended).
+    pub fn apply_result(
+        &mut self,
+        command_id: &str,
+        action: &str,
+        reason: Option<&str>,
+        message: Option<String>,
+    ) -> bool {
+        let Some(i) = self.comps.iter().position(|c| c.command_id.as_deref() == Some(command_id)) else {
+            return false;
+        };
+        let mut changed = false;
+        for &trigger in result_triggers(action, reason) {
+            let from = self.comp_state(i);
+            // `healthy` after `applied` was seen: skip the first.
+            if trigger == ComponentTrigger::Applied && from != ComponentState::Processing {
+                continue;
+            }
+            let why = matches!(
+                trigger,
+                ComponentTrigger::Failed | ComponentTrigger::Timeout | ComponentTrigger::Update
+            )
+            .then(|| reason.unwrap_or(action));
+            changed |= self.comp_to(i, trigger, why, if why.is_some() { message.clone() } else { None });
+        }
+        changed
+    }
+
     // ---- operator actions (the ops call these, then commit) ----
 
     /// Ends everything still running as `TERMINATED` (reason `reason`).
@@ -907,8 +939,9 @@ impl Pass {
         let id = self.dep.id;
         let mut wake_others = Vec::new();
         // Components first: one changed by an executor result since the load makes the pass stale.
+        let mut rows = Vec::new();
         for (i, from, slot) in std::mem::take(&mut self.issue) {
-            self.prepare_command(txn, i, from, slot, outbox, settings).await?;
+            rows.push(self.prepare_command(txn, i, from, slot, outbox, settings).await?);
         }
         for &i in &self.dirty_comps {
             let (old_state, old_attempt) = &self.loaded_comps[i];
@@ -928,8 +961,9 @@ impl Pass {
             }
         }
         for ev in &self.events {
-            outbox.enqueue(txn, ev).await?;
+            rows.push(outbox.event_row(ev)?);
         }
+        outbox.insert(txn, rows).await?;
         if let Some(new_id) = rollback_to {
             wake_others.push(new_id);
         }
@@ -944,7 +978,7 @@ impl Pass {
         Ok(wake_others)
     }
 
-    /// Counts the revision of component `i`, builds its apply command and puts it in the outbox.
+    /// Counts the revision of component `i` and builds its apply command's outbox row.
     async fn prepare_command<C: ConnectionTrait>(
         &mut self,
         txn: &C,
@@ -953,7 +987,7 @@ impl Pass {
         slot: usize,
         outbox: &Outbox,
         settings: &Settings,
-    ) -> Result<(), PassError> {
+    ) -> Result<sw_bus::outbox::OutboxRow, PassError> {
         let id = self.dep.id;
         let corrupt = |m: &str| PassError::Corrupt { id, message: m.to_owned() };
         let c = &self.comps[i];
@@ -984,7 +1018,7 @@ impl Pass {
             health_deadline_secs: settings.health_timeout_secs,
             component,
         };
-        outbox.enqueue_command(txn, "k8s.apply", &command_id, self.traceparent.as_deref(), &cmd).await?;
+        let row = outbox.command_row("k8s.apply", &command_id, self.traceparent.as_deref(), &cmd)?;
         let c = &mut self.comps[i];
         c.revision = Some(revision);
         c.command_id = Some(command_id);
@@ -995,7 +1029,7 @@ impl Pass {
         if let Some(ev) = self.events.pop() {
             self.events[slot] = ev;
         }
-        Ok(())
+        Ok(row)
     }
 
     /// Ends this deployment for a rollback of its app instance and asks commit to start the
@@ -1009,6 +1043,21 @@ impl Pass {
         }
         self.dep_to(DeploymentTrigger::Rollback, reason, Some(message.to_owned()));
         self.rollback = true;
+    }
+}
+
+/// The component transitions an executor result makes: `applied` → `RUNNING`; `healthy` →
+/// `SUCCESS` (through `RUNNING` when `applied` was not seen); `failed` → `WAIT_FOR_OP`, or
+/// `FAILURE` for reason `Timeout` (never healthy before its deadline); `degraded` → stays
+/// `RUNNING` with the message.
+pub fn result_triggers(action: &str, reason: Option<&str>) -> &'static [ComponentTrigger] {
+    match action {
+        "applied" => &[ComponentTrigger::Applied],
+        "healthy" => &[ComponentTrigger::Applied, ComponentTrigger::Healthy],
+        "failed" if reason == Some("Timeout") => &[ComponentTrigger::Timeout],
+        "failed" => &[ComponentTrigger::Failed],
+        "degraded" => &[ComponentTrigger::Update],
+        _ => &[],
     }
 }
 

@@ -25,7 +25,7 @@ use sw_contracts::workflow::{self as wire, DeploymentKind, LaunchQuery};
 use sw_contracts::{AppId, FieldError, Page};
 use sw_http::ApiError;
 
-use crate::engine::EVENT_SERVICE;
+use crate::engine::{EVENT_SERVICE, Pass, PassError};
 use crate::ops::{Ctx, Op, now};
 use crate::plan::{self, LaunchInput, Plan};
 use crate::store::{self, ComponentRow, DeploymentRow, TaskRow};
@@ -300,25 +300,27 @@ async fn create(
         created_by: principal.subject.clone(),
         placement,
     };
-    let (id, holder) = write(ctx, &new, meta.traceparent.as_deref()).await?;
+    let (id, holder, state) = write(ctx, &new, meta.traceparent.as_deref()).await?;
     ctx.outbox.wake();
     ctx.kick();
     Ok(wire::DeploymentLaunched {
         deploy_app_id: id as u64,
         workflow_instance_id: id as u64,
-        state: "CREATED".into(),
+        state,
         queued: holder.is_some(),
         warnings: planned.warnings,
     })
 }
 
 /// Writes `new` (see [`insert`]), unless `reject` mode refuses it; a transaction that lost a lock
-/// race is run again. Returns its id and the deployment it waits for, if any.
+/// race is run again. When nothing holds the app instance, the engine's first pass runs in the
+/// same transaction ([`start`]), so the first step's commands commit with the launch. Returns its
+/// id, the deployment it waits for, if any, and its state.
 async fn write(
     ctx: &Ctx,
     new: &NewDeployment,
     traceparent: Option<&str>,
-) -> Result<(i64, Option<i64>), ApiError> {
+) -> Result<(i64, Option<i64>, String), ApiError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -335,14 +337,52 @@ async fn write(
             ));
         }
         let written = match insert(&txn, &ctx.outbox, new, now(), traceparent).await {
-            Ok(id) => txn.commit().await.map(|()| id),
+            Ok(id) if holder.is_none() => start(ctx, txn, id, traceparent).await.map(|state| (id, state)),
+            Ok(id) => txn.commit().await.map(|()| (id, "CREATED".to_owned())),
             Err(e) => Err(e),
         };
         match written {
-            Ok(id) => return Ok((id, holder)),
+            Ok((id, state)) => return Ok((id, holder, state)),
             Err(e) if sw_db::is_lock_conflict(&e) && attempts < 5 => continue,
             Err(e) => return Err(sw_db::api_error(e)),
         }
+    }
+}
+
+/// The first pass over the deployment `id` just inserted in `txn`, then the commit; its state
+/// after. The pass is timed as the driver's are (the launch's own inserts before it are not).
+async fn start(
+    ctx: &Ctx,
+    txn: sea_orm::DatabaseTransaction,
+    id: i64,
+    traceparent: Option<&str>,
+) -> Result<String, DbErr> {
+    let started = std::time::Instant::now();
+    let at = now();
+    let seq = store::wake_seq(&txn, id).await?;
+    let Some(mut pass) = Pass::load(&txn, id, at).await.map_err(pass_error)? else {
+        return Err(DbErr::Custom(format!("deployment {id} vanished in its own launch")));
+    };
+    pass.traceparent = traceparent.map(str::to_owned);
+    let call = pass.advance(&ctx.settings, None);
+    // A webhook step is called by the driver: leave the deployment due now.
+    let next = if call.is_some() { Some(at) } else { pass.next_due() };
+    let state = pass.dep.state.clone();
+    pass.commit(&txn, &ctx.outbox, &ctx.settings).await.map_err(pass_error)?;
+    store::settle_wake(&txn, id, seq, next, at).await?;
+    txn.commit().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::histogram!(crate::service::PASS_SECONDS).record(seconds);
+    tracing::debug!(target: crate::results::TIMING_TARGET, kind = "pass", deployment = id, step = 0usize, seconds, "pass committed");
+    Ok(state)
+}
+
+/// A pass's error inside the launch's transaction (nobody else can see the new rows, so a
+/// conflict or a corrupt plan is a fault; a lock conflict is retried by [`write`]).
+fn pass_error(e: PassError) -> DbErr {
+    match e {
+        PassError::Db(e) => e,
+        other => DbErr::Custom(other.to_string()),
     }
 }
 

@@ -1,18 +1,27 @@
 //! The consumer of executor results: `executor.component.*` events move the component they answer
-//! and wake its deployment.
+//! and carry its deployment on.
 //!
 //! A result names its command; the component row sent with that command id (and only the current
-//! attempt has it) takes the result: `applied` → `RUNNING`, `healthy` → `SUCCESS` (after `RUNNING`
-//! when `applied` was not seen first), `failed` → `WAIT_FOR_OP` (reason from the executor), or
-//! `FAILURE` for reason `Timeout` (the component never became healthy before its deadline),
+//! attempt has it) takes the result (see [`crate::engine::result_triggers`]): `applied` →
+//! `RUNNING`, `healthy` → `SUCCESS`, `failed` → `WAIT_FOR_OP` (or `FAILURE` for `Timeout`),
 //! `degraded` → stays `RUNNING` with the message. A result for a component that already ended (it
-//! was terminated, or its step timed out) changes nothing. The change, its event and the deployment's
-//! wake-up commit with the message's inbox row (see [`sw_bus::consumer`]); the engine takes it from
-//! there. Results of commands this service did not send are acked and ignored.
+//! was terminated, or its step timed out) changes nothing. Results of commands this service did not
+//! send are acked and ignored.
+//!
+//! A result that ends its component is what the deployment was waiting for, so the handler runs the
+//! engine's pass right there, in the message's transaction (under a savepoint): the component's
+//! change, the next step's commands, every event and the wake-up row commit together with the
+//! message's inbox row, and the step goes on without a second transaction, a wake-up and a claim by
+//! the driver. When that pass cannot commit (another writer changed the deployment first, or a lock
+//! wait) it is rolled back to the savepoint and the handler does the plain part only — the
+//! component's change and its event — and marks the deployment due for the driver, as it does for
+//! results that do not end a component. Either way the change commits with the inbox row (see
+//! [`sw_bus::consumer`]).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseTransaction, IsolationLevel, TransactionTrait};
 use sw_bus::CloudEvent;
 use sw_bus::consumer::{Delivery, Handler, HandlerError, async_trait};
 use sw_bus::outbox::Outbox;
@@ -20,9 +29,9 @@ use sw_contracts::executor::ComponentResult;
 use sw_contracts::workflow::{self as wire, state_action};
 use tokio::sync::Notify;
 
-use crate::engine::{EVENT_SERVICE, parse_state};
+use crate::engine::{EVENT_SERVICE, Pass, PassError, Settings, parse_state, result_triggers};
 use crate::ops::now;
-use crate::state::{ComponentState, ComponentTrigger};
+use crate::state::ComponentState;
 use crate::store;
 use crate::view;
 
@@ -32,9 +41,23 @@ pub const RESULT_SECONDS: &str = "sw_workflow_result_seconds";
 /// The durable consumer the workflow's replicas share on the events stream.
 pub const DURABLE: &str = "workflow-executor-results";
 
+/// Tracing target of the engine's timing events (`debug`): `kind` = `pass` (a driver's pass,
+/// `seconds` from begin to commit) or `result` (which message's transaction, timed by
+/// [`sw_bus::consumer::TIMING_TARGET`], was about which deployment and step).
+pub const TIMING_TARGET: &str = "sw_workflow::timing";
+
 pub struct ResultHandler {
     pub outbox: Outbox,
     pub engine: Arc<Notify>,
+    pub settings: Settings,
+    /// Messages whose commit leaves work for the driver (a due wake-up row), by message id.
+    pub kick: Mutex<HashSet<String>>,
+}
+
+impl ResultHandler {
+    pub fn new(outbox: Outbox, engine: Arc<Notify>, settings: Settings) -> Self {
+        Self { outbox, engine, settings, kick: Mutex::new(HashSet::new()) }
+    }
 }
 
 #[async_trait]
@@ -46,11 +69,19 @@ impl Handler for ResultHandler {
         handled
     }
 
-    /// The component's change, its events and its wake-up are visible now: the relay publishes the
-    /// events and the engine looks at once.
-    async fn committed(&self, _msg: &Delivery) {
+    /// The component's change and its events are visible now: the relay publishes them, and the
+    /// engine looks at once when the deployment was left due.
+    async fn committed(&self, msg: &Delivery) {
         self.outbox.wake();
-        self.engine.notify_one();
+        let kick = self.kick.lock().map(|mut k| k.remove(&msg.msg_id)).unwrap_or(true);
+        if kick {
+            self.engine.notify_one();
+        }
+    }
+
+    /// Every write is guarded by compare-and-swap or a `seq`, so the reads need not lock ranges.
+    fn isolation(&self) -> Option<IsolationLevel> {
+        Some(IsolationLevel::ReadCommitted)
     }
 }
 
@@ -58,37 +89,135 @@ impl ResultHandler {
     async fn apply(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError> {
         let ev: CloudEvent = serde_json::from_slice(&msg.payload).map_err(HandlerError::permanent)?;
         let action = ev.name().strip_prefix("executor.component.").unwrap_or_default().to_owned();
-        let result: ComponentResult = serde_json::from_value(ev.data).map_err(HandlerError::permanent)?;
-        let Some(mut comp) = store::component_by_command(txn, &result.command_id).await? else {
+        let result: ComponentResult =
+            serde_json::from_value(ev.data.clone()).map_err(HandlerError::permanent)?;
+        let Some(comp) = store::component_by_command(txn, &result.command_id).await? else {
             return Ok(());
         };
-        let timeout = result.reason.as_deref() == Some("Timeout");
-        let triggers: &[ComponentTrigger] = match action.as_str() {
-            "applied" => &[ComponentTrigger::Applied],
-            "healthy" => &[ComponentTrigger::Applied, ComponentTrigger::Healthy],
-            "failed" if timeout => &[ComponentTrigger::Timeout],
-            "failed" => &[ComponentTrigger::Failed],
-            "degraded" => &[ComponentTrigger::Update],
-            _ => &[],
+        let state = parse_state::<ComponentState>(&comp.state);
+        let ends = matches!(action.as_str(), "healthy" | "failed")
+            && matches!(state, Some(ComponentState::Processing | ComponentState::Running));
+        let inline = if ends {
+            self.advance_inline(txn, &ev, &action, &result, comp.deployment_id).await?
+        } else {
+            None
         };
+        if let Some(kick) = inline {
+            if kick && let Ok(mut k) = self.kick.lock() {
+                k.insert(msg.msg_id.clone());
+            }
+            tracing::debug!(
+                target: TIMING_TARGET,
+                kind = "result",
+                msg_id = %msg.msg_id,
+                deployment = comp.deployment_id,
+                component = comp.id,
+                inline = true,
+                "result applied"
+            );
+            return Ok(());
+        }
+        tracing::debug!(
+            target: TIMING_TARGET,
+            kind = "result",
+            msg_id = %msg.msg_id,
+            deployment = comp.deployment_id,
+            component = comp.id,
+            inline = false,
+            "result applied"
+        );
+        let woke = self.apply_plain(txn, &ev, &action, &result, comp).await?;
+        if woke && let Ok(mut k) = self.kick.lock() {
+            k.insert(msg.msg_id.clone());
+        }
+        Ok(())
+    }
+
+    /// The result and the pass it allows, under a savepoint: `Some(kick)` when it was written
+    /// (`kick`: the driver has work after the commit — another deployment woken, or a webhook to
+    /// call), `None` (nothing written) when the pass could not commit and the plain path must be
+    /// taken.
+    async fn advance_inline(
+        &self,
+        txn: &DatabaseTransaction,
+        ev: &CloudEvent,
+        action: &str,
+        result: &ComponentResult,
+        deployment_id: i64,
+    ) -> Result<Option<bool>, HandlerError> {
+        // Read before the pass loads: a wake-up written after this moves `seq`, and the row stays.
+        let seq = store::wake_seq(txn, deployment_id).await?;
+        let sp = txn.begin().await?;
+        let at = now();
+        let passed = async {
+            let Some(mut pass) = Pass::load(&sp, deployment_id, at).await? else { return Ok(None) };
+            pass.traceparent = ev.traceparent.clone();
+            if !pass.apply_result(
+                &result.command_id,
+                action,
+                result.reason.as_deref(),
+                result.message.clone(),
+            ) {
+                return Ok(None);
+            }
+            let holder = if pass.dep.state == "CREATED" {
+                store::holder_before(&sp, &pass.dep.instance_key, deployment_id).await?
+            } else {
+                None
+            };
+            let call = pass.advance(&self.settings, holder);
+            // A webhook step is called by the driver: leave the deployment due now.
+            let next = if call.is_some() { Some(at) } else { pass.next_due() };
+            let wakes = pass.commit(&sp, &self.outbox, &self.settings).await?;
+            store::settle_wake(&sp, deployment_id, seq, next, at).await?;
+            Ok::<_, PassError>(Some(!wakes.is_empty() || call.is_some()))
+        }
+        .await;
+        match passed {
+            Ok(Some(kick)) => {
+                sp.commit().await?;
+                Ok(Some(kick))
+            }
+            Ok(None) | Err(PassError::Conflict(_)) | Err(PassError::Corrupt { .. }) => {
+                sp.rollback().await?;
+                Ok(None)
+            }
+            Err(PassError::Db(e)) if sw_db::is_lock_conflict(&e) => {
+                // A deadlock rolled the whole transaction back, and this fails: the message is
+                // retried. A lock wait timeout undid only its statement.
+                sp.rollback().await?;
+                Ok(None)
+            }
+            Err(PassError::Db(e)) => Err(e.into()),
+        }
+    }
+
+    /// The component's change and its event, and the deployment marked due when the component
+    /// ended. True when it was marked.
+    async fn apply_plain(
+        &self,
+        txn: &DatabaseTransaction,
+        ev: &CloudEvent,
+        action: &str,
+        result: &ComponentResult,
+        mut comp: store::ComponentRow,
+    ) -> Result<bool, HandlerError> {
         let loaded_state = comp.state.clone();
         let loaded_attempt = comp.attempt;
         let at = now();
-        let Some(dep) = store::deployment(txn, comp.deployment_id).await? else { return Ok(()) };
+        let Some(dep) = store::deployment(txn, comp.deployment_id).await? else { return Ok(false) };
         let mut events = Vec::new();
-        for trigger in triggers {
+        for &trigger in result_triggers(action, result.reason.as_deref()) {
             let from: ComponentState = parse_state(&comp.state).unwrap_or(ComponentState::Exception);
             // `healthy` after `applied` was seen: skip the first; a finished component: nothing.
-            if *trigger == ComponentTrigger::Applied && from != ComponentState::Processing {
+            if trigger == crate::state::ComponentTrigger::Applied && from != ComponentState::Processing {
                 continue;
             }
-            let Ok(to) = from.next(*trigger) else { continue };
+            let Ok(to) = from.next(trigger) else { continue };
             comp.state = to.as_str().to_owned();
-            if matches!(
-                trigger,
-                ComponentTrigger::Failed | ComponentTrigger::Timeout | ComponentTrigger::Update
-            ) {
-                comp.reason = result.reason.clone().or_else(|| Some(action.clone()));
+            use crate::state::ComponentTrigger as T;
+            if matches!(trigger, T::Failed | T::Timeout | T::Update) {
+                comp.reason = result.reason.clone().or_else(|| Some(action.to_owned()));
                 comp.message = result.message.clone();
             }
             comp.updated_at = at;
@@ -108,7 +237,7 @@ impl ResultHandler {
             events.push(e);
         }
         if events.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         if !store::save_component(txn, &comp, &loaded_state, loaded_attempt).await? {
             return Err(HandlerError::retry(format!(
@@ -116,15 +245,14 @@ impl ResultHandler {
                 comp.id
             )));
         }
-        for e in &events {
-            self.outbox.enqueue(txn, e).await?;
-        }
+        let rows = events.iter().map(|e| self.outbox.event_row(e)).collect::<Result<Vec<_>, _>>()?;
+        self.outbox.insert(txn, rows).await?;
         // The engine acts on a component only once it ended (SUCCESS, WAIT_FOR_OP, FAILURE): a
         // component that is now RUNNING (applied, or degraded) needs no pass.
         let ended = parse_state::<ComponentState>(&comp.state).is_some_and(ComponentState::is_terminal);
         if ended {
             store::wake(txn, dep.id, at).await?;
         }
-        Ok(())
+        Ok(ended)
     }
 }

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{Pass, PassError, Settings, WebhookResult};
 use crate::migration::Migrator;
 use crate::ops::{self, Ctx};
-use crate::results::{DURABLE, ResultHandler};
+use crate::results::{DURABLE, ResultHandler, TIMING_TARGET};
 use crate::store::{self, SERVICE};
 use crate::webhook::{WebhookOutcome, WebhookSender};
 
@@ -61,6 +61,9 @@ pub struct DriverSettings {
 pub struct Service {
     bus: Bus,
     ctx: Arc<Ctx>,
+    /// The engine's own pool (driver, results consumer, outbox relay), sized to its concurrency so
+    /// a burst of API calls on the operations' pool never leaves a pass waiting for a connection.
+    engine_db: DatabaseConnection,
     consumer: ConsumerConfig,
     driver: DriverSettings,
     webhooks: Option<Arc<WebhookSender>>,
@@ -82,8 +85,8 @@ pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service
     let names = bus.names().clone();
     let mut consumer = ConsumerConfig::new(names.events_stream(), DURABLE);
     consumer.filter_subjects = vec![names.event_subject("executor.component.>")];
-    consumer.concurrency = 8;
     let wf = &cfg.workflow;
+    consumer.concurrency = usize::try_from(wf.results_concurrency).unwrap_or(8).max(1);
     consumer.ack_wait = Duration::from_secs(wf.results_ack_wait_secs);
     let webhooks = match &wf.webhook_signing_key {
         Some(k) => Some(Arc::new(
@@ -105,9 +108,22 @@ pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service
     let driver = DriverSettings {
         poll: Duration::from_millis(wf.poll_ms),
         lease: Duration::from_secs(wf.lease_secs),
-        concurrency: usize::try_from(wf.concurrency).unwrap_or(16).max(1),
+        concurrency: usize::try_from(wf.concurrency).unwrap_or(8).max(1),
     };
-    Ok(Service { bus, ctx, consumer, driver, webhooks, grace: Duration::from_secs(cfg.shutdown_grace_secs) })
+    let mut engine_cfg = cfg.database.clone();
+    // Every pass and every result message holds one connection; the relay one more; one spare.
+    engine_cfg.max_connections =
+        u32::try_from(driver.concurrency + consumer.concurrency + 2).unwrap_or(u32::MAX);
+    let engine_db = sw_db::connect(&engine_cfg, SERVICE).await?;
+    Ok(Service {
+        bus,
+        ctx,
+        engine_db,
+        consumer,
+        driver,
+        webhooks,
+        grace: Duration::from_secs(cfg.shutdown_grace_secs),
+    })
 }
 
 impl Service {
@@ -130,20 +146,24 @@ impl Service {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BusError> {
         let relay_stop = CancellationToken::new();
         let relay = tokio::spawn(
-            self.ctx.outbox.relay(self.ctx.db.clone(), self.bus.clone()).run(relay_stop.clone()),
+            self.ctx.outbox.relay(self.engine_db.clone(), self.bus.clone()).run(relay_stop.clone()),
         );
         let driver_stop = shutdown.child_token();
         let driver = tokio::spawn(drive(
             self.ctx.clone(),
+            self.engine_db.clone(),
             self.driver.clone(),
             self.webhooks.clone(),
             driver_stop.clone(),
         ));
-        let handler =
-            Arc::new(ResultHandler { outbox: self.ctx.outbox.clone(), engine: self.ctx.engine.clone() });
+        let handler = Arc::new(ResultHandler::new(
+            self.ctx.outbox.clone(),
+            self.ctx.engine.clone(),
+            self.ctx.settings.clone(),
+        ));
         let consuming = tokio::spawn(sw_bus::consumer::run(
             self.bus.clone(),
-            self.ctx.db.clone(),
+            self.engine_db.clone(),
             self.consumer.clone(),
             handler,
             shutdown.clone(),
@@ -172,11 +192,13 @@ impl Service {
 /// interval when nothing is due. On `stop` it claims nothing more and lets running passes finish.
 async fn drive(
     ctx: Arc<Ctx>,
+    db: DatabaseConnection,
     s: DriverSettings,
     webhooks: Option<Arc<WebhookSender>>,
     stop: CancellationToken,
 ) {
-    let owner = uuid::Uuid::now_v7().to_string();
+    let replica = uuid::Uuid::now_v7().to_string();
+    let mut claims = 0u64;
     let mut running = tokio::task::JoinSet::new();
     // After a wake-up that found nothing due yet (its transaction had not committed), look again
     // soon rather than after a whole poll interval.
@@ -186,10 +208,15 @@ async fn drive(
         if free > 0 {
             let now = Utc::now();
             let lease_until = now + ChronoDuration::from_std(s.lease).unwrap_or(ChronoDuration::seconds(30));
-            match store::claim_due(&ctx.db, &owner, now, lease_until, free as u64).await {
+            // The owner of the rows of this claim: the replica and a count, so the claim's rows can
+            // be read back and each release touches only its own hold.
+            claims += 1;
+            let claim = format!("{replica}:{claims}");
+            match store::claim_due(&db, &claim, now, lease_until, free as u64).await {
                 Ok(claimed) if !claimed.is_empty() => {
                     for (id, seq) in claimed {
-                        running.spawn(advance_one(ctx.clone(), owner.clone(), webhooks.clone(), id, seq));
+                        let held = Hold { id, seq, claim: claim.clone() };
+                        running.spawn(advance_one(ctx.clone(), db.clone(), held, webhooks.clone()));
                     }
                     continue;
                 }
@@ -213,17 +240,20 @@ async fn drive(
     }
 }
 
-/// One claimed deployment: advance it, then give its wake-up row back.
-async fn advance_one(ctx: Arc<Ctx>, owner: String, webhooks: Option<Arc<WebhookSender>>, id: i64, seq: i64) {
-    let next = match run_deployment(&ctx, id, webhooks.as_deref()).await {
-        Ok(next) => next,
-        Err(e) => {
-            tracing::warn!(deployment = id, error = %e, "Advancing a deployment failed; it is retried.");
-            Some(Utc::now() + ChronoDuration::seconds(1))
-        }
-    };
+/// One claimed deployment: advance it; its wake-up row is given back in the pass's own
+/// transaction, or here, due again in a second, when the pass failed.
+async fn advance_one(
+    ctx: Arc<Ctx>,
+    db: DatabaseConnection,
+    held: Hold,
+    webhooks: Option<Arc<WebhookSender>>,
+) {
+    let Err(e) = run_deployment(&ctx, &db, &held, webhooks.as_deref()).await else { return };
+    let id = held.id;
+    tracing::warn!(deployment = id, error = %e, "Advancing a deployment failed; it is retried.");
+    let next = Some(Utc::now() + ChronoDuration::seconds(1));
     for attempt in 1..=5 {
-        match store::release(&ctx.db, id, seq, &owner, next).await {
+        match store::release(&db, id, held.seq, &held.claim, next).await {
             Ok(()) => return,
             Err(e) if sw_db::is_lock_conflict(&e) && attempt < 5 => continue,
             Err(e) => {
@@ -234,20 +264,34 @@ async fn advance_one(ctx: Arc<Ctx>, owner: String, webhooks: Option<Arc<WebhookS
     }
 }
 
-/// Advances deployment `id` as far as it goes now; returns when it next needs a pass.
+/// A deployment this replica holds: its wake-up row's `seq` when claimed, and the claim.
+struct Hold {
+    id: i64,
+    seq: i64,
+    claim: String,
+}
+
+/// Advances the held deployment as far as it goes now; the last pass releases its wake-up row
+/// (due at the deployment's next deadline or timer, or gone) in the same transaction.
 async fn run_deployment(
     ctx: &Ctx,
-    id: i64,
+    db: &DatabaseConnection,
+    held: &Hold,
     webhooks: Option<&WebhookSender>,
-) -> Result<Option<chrono::DateTime<Utc>>, PassError> {
+) -> Result<(), PassError> {
+    let id = held.id;
     let mut fed: Option<(i64, i32, WebhookResult)> = None;
     let mut conflicts = 0;
     loop {
         let started = std::time::Instant::now();
-        let txn = store::begin(&ctx.db).await?;
-        let Some(mut pass) = Pass::load(&txn, id, ops::now()).await? else {
-            return Ok(None);
+        let txn = store::begin(db).await?;
+        let now = ops::now();
+        let Some(mut pass) = Pass::load(&txn, id, now).await? else {
+            store::release(&txn, id, held.seq, &held.claim, None).await?;
+            txn.commit().await?;
+            return Ok(());
         };
+        let step = pass.tasks.iter().filter(|t| t.state == "SUCCESS").count();
         if let Some((task_id, attempt, result)) = fed.take()
             && let Some(i) = pass.tasks.iter().position(|t| t.id == task_id && t.attempt == attempt)
             && matches!(pass.task_state(i), crate::state::TaskState::Running)
@@ -261,7 +305,14 @@ async fn run_deployment(
         };
         let call = pass.advance(&ctx.settings, holder);
         let next = pass.next_due();
-        let committed = match pass.commit(&txn, &ctx.outbox, &ctx.settings).await {
+        let written = match pass.commit(&txn, &ctx.outbox, &ctx.settings).await {
+            // The hold ends with the last pass; a webhook call comes first.
+            Ok(w) if call.is_none() => {
+                store::release(&txn, id, held.seq, &held.claim, next).await.map(|()| w).map_err(PassError::Db)
+            }
+            other => other,
+        };
+        let committed = match written {
             Ok(w) => txn.commit().await.map(|()| w).map_err(PassError::Db),
             Err(e) => Err(e),
         };
@@ -279,12 +330,14 @@ async fn run_deployment(
             Err(e) => return Err(e),
         };
         // The engine's own time for one pass: load, decide, write, commit (no webhook call).
-        metrics::histogram!(PASS_SECONDS).record(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        metrics::histogram!(PASS_SECONDS).record(seconds);
+        tracing::debug!(target: TIMING_TARGET, kind = "pass", deployment = id, step, seconds, "pass committed");
         ctx.outbox.wake();
         if !wakes.is_empty() {
             ctx.kick();
         }
-        let Some(call) = call else { return Ok(next) };
+        let Some(call) = call else { return Ok(()) };
         let Some(sender) = webhooks else {
             // Refused at launch without a key; a key removed since makes the step fail.
             let message = "webhooks are not configured on this server".to_owned();

@@ -456,22 +456,20 @@ pub async fn save_component<C: ConnectionTrait>(
 }
 
 /// The next revision of a component instance (1 for the first), counted in the caller's
-/// transaction so the revision and the command carrying it commit together.
+/// transaction so the revision and the command carrying it commit together. One statement: the
+/// upsert hands the new value back as its `LAST_INSERT_ID`.
 pub async fn next_revision<C: ConnectionTrait>(conn: &C, instance_key: &str) -> Result<i64, DbErr> {
-    conn.execute(stmt(
-        "INSERT INTO component_revision (instance_key, revision) VALUES (?, 1)
-         ON DUPLICATE KEY UPDATE revision = revision + 1",
-        vec![instance_key.into()],
-    ))
-    .await?;
-    let row = conn
-        .query_one(stmt(
-            "SELECT revision FROM component_revision WHERE instance_key = ?",
+    let r = conn
+        .execute(stmt(
+            "INSERT INTO component_revision (instance_key, revision) VALUES (?, LAST_INSERT_ID(1))
+             ON DUPLICATE KEY UPDATE revision = LAST_INSERT_ID(revision + 1)",
             vec![instance_key.into()],
         ))
-        .await?
-        .ok_or_else(|| DbErr::Custom("revision row vanished".into()))?;
-    row.try_get::<i64>("", "revision")
+        .await?;
+    match r.last_insert_id() {
+        0 => Err(DbErr::Custom("the revision counter returned no value".into())),
+        n => i64::try_from(n).map_err(|e| DbErr::Custom(e.to_string())),
+    }
 }
 
 /// Marks deployment `id` due at `at` (now, for "look at it at once").
@@ -485,37 +483,100 @@ pub async fn wake<C: ConnectionTrait>(conn: &C, id: i64, at: DateTime<Utc>) -> R
     Ok(())
 }
 
-/// Due deployments this replica now holds for `lease`, with the `seq` each had when claimed.
+/// Due deployments claimed for `lease` under `claim` (an owner string unique to this claim), with
+/// the `seq` each had when claimed, the oldest due first. The candidates are read without locks and
+/// taken by primary key in one statement (a locking scan of the due-time index would deadlock with
+/// the writers that mark rows due), then read back.
 pub async fn claim_due<C: ConnectionTrait>(
     conn: &C,
-    owner: &str,
+    claim: &str,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<(i64, i64)>, DbErr> {
     let rows = conn
         .query_all(stmt(
-            "SELECT deployment_id, seq FROM wake WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+            "SELECT deployment_id FROM wake WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
              ORDER BY due_at LIMIT ?",
             vec![now.into(), now.into(), limit.into()],
         ))
         .await?;
-    let mut claimed = Vec::new();
-    for r in rows {
-        let id: i64 = r.try_get("", "deployment_id")?;
-        let seq: i64 = r.try_get("", "seq")?;
-        let taken = conn
-            .execute(stmt(
-                "UPDATE wake SET lease_until = ?, owner = ? WHERE deployment_id = ? AND seq = ?
-                 AND (lease_until IS NULL OR lease_until < ?)",
-                vec![lease_until.into(), owner.into(), id.into(), seq.into(), now.into()],
+    let mut ids =
+        rows.iter().map(|r| r.try_get::<i64>("", "deployment_id")).collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ids.sort_unstable();
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut values: Vec<Value> = vec![lease_until.into(), claim.into(), now.into(), now.into()];
+    values.extend(ids.iter().map(|i| Value::from(*i)));
+    let taken = conn
+        .execute(stmt(
+            &format!(
+                "UPDATE wake SET lease_until = ?, owner = ? WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+                 AND deployment_id IN ({marks})"
+            ),
+            values,
+        ))
+        .await?;
+    if taken.rows_affected() == 0 {
+        return Ok(Vec::new());
+    }
+    let mut values: Vec<Value> = vec![claim.into()];
+    values.extend(ids.iter().map(|i| Value::from(*i)));
+    let rows = conn
+        .query_all(stmt(
+            &format!("SELECT deployment_id, seq FROM wake WHERE owner = ? AND deployment_id IN ({marks})"),
+            values,
+        ))
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("", "deployment_id")?, r.try_get("", "seq")?))).collect()
+}
+
+/// The wake-up row's `seq` of deployment `id` (`None`: it has none).
+pub async fn wake_seq<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<i64>, DbErr> {
+    let row = conn.query_one(stmt("SELECT seq FROM wake WHERE deployment_id = ?", vec![id.into()])).await?;
+    row.map(|r| r.try_get::<i64>("", "seq")).transpose()
+}
+
+/// After a pass that ran outside the driver (inside an executor result's transaction): the
+/// wake-up row of `id`, read with `seq` before the pass loaded, now says `next` — unless somebody
+/// marked it since (its `seq` moved: they need a pass, so it stays due) or a replica holds it (its
+/// release decides). With no row before and a `next`, a row due then is added.
+pub async fn settle_wake<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    seq: Option<i64>,
+    next: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let free = "(lease_until IS NULL OR lease_until < ?)";
+    match (seq, next) {
+        (Some(seq), None) => {
+            conn.execute(stmt(
+                &format!("DELETE FROM wake WHERE deployment_id = ? AND seq = ? AND {free}"),
+                vec![id.into(), seq.into(), now.into()],
             ))
             .await?;
-        if taken.rows_affected() == 1 {
-            claimed.push((id, seq));
         }
+        (Some(seq), Some(at)) => {
+            conn.execute(stmt(
+                &format!("UPDATE wake SET due_at = ? WHERE deployment_id = ? AND seq = ? AND {free}"),
+                vec![at.into(), id.into(), seq.into(), now.into()],
+            ))
+            .await?;
+        }
+        (None, Some(at)) => {
+            conn.execute(stmt(
+                "INSERT INTO wake (deployment_id, due_at, seq) VALUES (?, ?, 1)
+                 ON DUPLICATE KEY UPDATE due_at = LEAST(due_at, VALUES(due_at))",
+                vec![id.into(), at.into()],
+            ))
+            .await?;
+        }
+        (None, None) => {}
     }
-    Ok(claimed)
+    Ok(())
 }
 
 /// Ends this replica's hold on `id`: the row goes when nothing is left to do (`next = None`) and

@@ -509,6 +509,8 @@ pub struct WorkflowConfig {
     pub lease_secs: u64,
     /// Deployments advanced at once per replica.
     pub concurrency: u64,
+    /// Executor results applied at once per replica (each with the pass it allows).
+    pub results_concurrency: u64,
     /// How long an executor result delivered to a replica that died waits before another replica
     /// gets it, in seconds (the results consumer's ack wait; applying a result takes milliseconds).
     pub results_ack_wait_secs: u64,
@@ -532,7 +534,8 @@ impl Default for WorkflowConfig {
             on_conflict: LaunchConflict::Queue,
             poll_ms: 500,
             lease_secs: 30,
-            concurrency: 16,
+            concurrency: 8,
+            results_concurrency: 8,
             results_ack_wait_secs: 10,
             webhook_signing_key: None,
             webhook_timeout_secs: 10,
@@ -651,6 +654,7 @@ impl Config {
             ("workflow.lease_secs", wf.lease_secs),
             ("workflow.concurrency", wf.concurrency),
             ("workflow.results_ack_wait_secs", wf.results_ack_wait_secs),
+            ("workflow.results_concurrency", wf.results_concurrency),
             ("workflow.webhook_timeout_secs", wf.webhook_timeout_secs),
             ("workflow.webhook_attempts", wf.webhook_attempts),
         ] {

@@ -60,7 +60,9 @@ pub struct DeploymentActionQuery {
 pub struct DeploymentLaunched {
     pub deploy_app_id: u64,
     pub workflow_instance_id: u64,
-    /// `CREATED` (it starts, or waits for the app instance's running deployment to end).
+    /// The deployment's state once the launch committed: `CREATED` when it waits for the app
+    /// instance's running deployment to end (`queued`), else where the first pass left it
+    /// (usually `WAITING`).
     pub state: String,
     /// True when another deployment of the same app instance is running and this one waits.
     pub queued: bool,

@@ -33,7 +33,9 @@ async fn the_health_package_launches_to_success_with_every_transition_as_an_even
         .unwrap();
     assert_eq!(status, 201, "{launched}");
     let id = launched["deployAppId"].as_u64().unwrap();
-    assert_eq!(launched["state"], "CREATED");
+    // Nothing held the app instance: the first pass ran with the launch, its command is on its way.
+    assert_eq!(launched["state"], "WAITING", "{launched}");
+    assert_eq!(launched["queued"], false, "{launched}");
 
     // The executor applied the component; the workflow waits for it to turn healthy.
     let running = w

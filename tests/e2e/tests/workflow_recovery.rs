@@ -325,6 +325,46 @@ async fn a_terminated_deployment_ignores_late_results_and_restarts_cleanly_when_
     w.suite.stop().await.unwrap();
 }
 
+/// A healthy result whose pass cannot commit (here the stored plan is unreadable, as a bad edit by
+/// hand would leave it) is still applied: the pass inside the result's transaction rolls back to its
+/// savepoint, the component's `SUCCESS` commits with its event and the deployment stays due; the
+/// driver keeps retrying it and, once the plan reads again, carries it to `SUCCESS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_whose_pass_cannot_commit_is_applied_alone_and_the_driver_finishes_later() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let mut w = World::start(env()).await.unwrap();
+    let id = launch(&w, &launch_file("")).await;
+    let running = w.wait_for(id, "health running", |d| health(d, None)["state"] == "RUNNING").await.unwrap();
+    let command = health(&running, None)["commandId"].as_str().unwrap().to_owned();
+    let db = w.suite.env.db("workflow").await;
+    let sql = |q: &str| Statement::from_sql_and_values(DbBackend::MySql, q, [(id as i64).into()]);
+    db.execute(sql("UPDATE deployment SET plan = CONCAT('broken:', plan) WHERE id = ?")).await.unwrap();
+
+    roll_out(&w).await;
+    executor_healthy(&mut w, &command).await;
+    let applied =
+        w.wait_for(id, "health succeeded alone", |d| health(d, None)["state"] == "SUCCESS").await.unwrap();
+    assert_eq!(applied["state"], "WAITING", "the deployment cannot go on without its plan: {applied:#}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let still = w.deployment(id).await.unwrap();
+    assert_eq!(still["state"], "WAITING", "{still:#}");
+    let due = db
+        .query_one(sql("SELECT COUNT(*) AS n FROM wake WHERE deployment_id = ?"))
+        .await
+        .unwrap()
+        .map(|r| r.try_get::<i64>("", "n").unwrap());
+    assert_eq!(due, Some(1), "the deployment must stay on the wake-up list");
+
+    db.execute(sql("UPDATE deployment SET plan = SUBSTRING(plan, 8) WHERE id = ?")).await.unwrap();
+    let done = w.wait_state(id, "SUCCESS").await.unwrap();
+    assert_eq!(health(&done, None)["state"], "SUCCESS", "{done:#}");
+    let names = w.events_of(id, Duration::from_millis(500)).await;
+    let succeeded = names.iter().filter(|n| *n == "deployment.component.succeeded").count();
+    assert_eq!(succeeded, 1, "one component.succeeded event: {names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("deployment.app.succeeded"), "{names:?}");
+    w.suite.stop().await.unwrap();
+}
+
 const THREE_STEPS: &str = "    - type: deploy\n      name: first\n    - type: suspend\n      name: hold\n    - type: deploy\n      name: second\n";
 
 /// Runs the three-step workflow of deployment `id` (whose health revisions so far are `base`)

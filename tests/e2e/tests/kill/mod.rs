@@ -299,7 +299,11 @@ impl World {
         let status = r.status().as_u16();
         let body: Value = r.json().await?;
         anyhow::ensure!(
-            status == 201 && body["state"] == "CREATED" && body["deployAppId"].is_u64(),
+            // `CREATED` exactly when queued behind another deployment of the instance; otherwise
+            // the first pass ran with the launch.
+            status == 201
+                && body["deployAppId"].is_u64()
+                && (body["state"] == "CREATED") == (body["queued"] == true),
             "launch: {status} {body}"
         );
         Ok(body)
