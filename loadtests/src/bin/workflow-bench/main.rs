@@ -26,6 +26,7 @@
 //!    failed, stuck or lost makes the exit status non-zero (after the report is printed).
 
 mod app;
+mod own;
 mod report;
 mod tally;
 mod timeline;
@@ -40,6 +41,7 @@ use serde_json::{Value, json};
 use sw_bus::{Bus, CloudEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Level;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
@@ -63,10 +65,18 @@ async fn main() -> anyhow::Result<()> {
     let opts = Opts::from_env()?;
     // The suite's warnings on stderr (RUST_LOG=info shows more), and counted for the report.
     let warnings = tally::Warnings::default();
+    let timings = own::Timings::default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
         .with(warnings.clone().with_filter(LevelFilter::WARN))
+        .with(
+            timings.clone().with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(sw_bus::consumer::TIMING_TARGET, Level::DEBUG)
+                    .with_target(sw_workflow::results::TIMING_TARGET, Level::DEBUG),
+            ),
+        )
         .init();
     let mut cfg = sw_config::Config::load(None).context("configuration (run loadtests/workflow-bench.sh)")?;
     // The gateway on a free port of this process; 200 launches at once are not abuse.
@@ -88,13 +98,17 @@ async fn main() -> anyhow::Result<()> {
     let suite = tokio::spawn(running.wait());
 
     let settings = format!(
-        "workflow poll_ms {} concurrency {} (results consumer concurrency 8); executor concurrency {} \
+        "workflow poll_ms {} concurrency {} results_concurrency {}; executor concurrency {} \
          health_poll_ms {}",
-        cfg.workflow.poll_ms, cfg.workflow.concurrency, cfg.executor.concurrency, cfg.executor.health_poll_ms
+        cfg.workflow.poll_ms,
+        cfg.workflow.concurrency,
+        cfg.workflow.results_concurrency,
+        cfg.executor.concurrency,
+        cfg.executor.health_poll_ms
     );
     let outcome = async {
         let client = Client::new(format!("http://{addr}"), &cfg).await?;
-        run(&opts, &client, events, settings, &warnings).await
+        run(&opts, &client, events, settings, &warnings, &timings).await
     }
     .await;
 
@@ -320,6 +334,7 @@ async fn run(
     mut events: mpsc::UnboundedReceiver<Saw>,
     settings: String,
     warnings: &tally::Warnings,
+    timings: &own::Timings,
 ) -> anyhow::Result<()> {
     let package = set_up(opts, client).await?;
     let mut seen = Seen::default();
@@ -352,6 +367,7 @@ async fn run(
     let emu_cpu0 = emulator.cpu_secs();
     let metrics = sw_telemetry::recorder();
     let (warnings0, counters0) = (warnings.snapshot(), tally::counters(&metrics.render()));
+    timings.reset();
     let before = Sample::now(opts.clk_tck);
     eprintln!("{} launches at once...", opts.n);
 
@@ -423,8 +439,10 @@ async fn run(
     f.warnings = tally::warnings_between(&warnings0, &warnings1);
     f.bus_counters = tally::counters_between(&counters0, &counters1);
     let text = metrics.render();
-    f.own_pass = tally::own_time(&text, sw_workflow::service::PASS_SECONDS);
-    f.own_result = tally::own_time(&text, sw_workflow::results::RESULT_SECONDS);
+    f.own_pass = tally::own_time(&text, sw_workflow::service::PASS_SECONDS, "");
+    let consumer = format!("consumer=\"{}\"", sw_workflow::results::DURABLE);
+    f.own_result = tally::own_time(&text, sw_bus::consumer::HANDLE_SECONDS, &consumer);
+    f.own = timings.own_time(&f.steps_of);
     report::print(&mut f);
     let bad = f.refused.len() + f.failed.len() + f.stuck.len() + f.lost.len();
     if bad > 0 {
@@ -484,6 +502,8 @@ fn figures(
         bus_counters: String::new(),
         own_pass: Default::default(),
         own_result: Default::default(),
+        own: Default::default(),
+        steps_of: Default::default(),
     };
     let mut last_accept = started;
     let mut last_success = started;
@@ -508,6 +528,10 @@ fn figures(
                 f.succeeded += 1;
                 last_success = last_success.max(e.time);
                 f.launch_to_success_ms.push(secs(l.sent, e.time) * 1e3);
+                let mut comps: Vec<u64> = evs.iter().filter_map(|e| e.component_id).collect();
+                comps.sort_unstable();
+                comps.dedup();
+                f.steps_of.insert(id, comps);
                 match timeline::timeline(seen, id) {
                     Ok(t) => f.timelines.push(t),
                     Err(gap) => f.incomplete.push(format!("deployment {id}: {gap}")),

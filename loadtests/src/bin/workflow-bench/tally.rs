@@ -111,15 +111,15 @@ pub fn counters_between(before: &BTreeMap<String, f64>, after: &BTreeMap<String,
     if out.is_empty() { "none".into() } else { out }
 }
 
-/// One of the workflow service's own-time summaries (`sw_workflow_pass_seconds`,
-/// `sw_workflow_result_seconds`) from the Prometheus text: (quantile → ms, count).
-pub fn own_time(text: &str, metric: &str) -> (BTreeMap<String, f64>, f64) {
+/// One own-time summary (`sw_workflow_pass_seconds`, or `sw_consumer_handle_seconds` of the
+/// series whose labels hold `label`) from the Prometheus text: (quantile → ms, count).
+pub fn own_time(text: &str, metric: &str, label: &str) -> (BTreeMap<String, f64>, f64) {
     let mut quantiles = BTreeMap::new();
     let mut count = 0.0;
-    for l in text.lines().filter(|l| l.starts_with(metric)) {
+    for l in text.lines().filter(|l| l.starts_with(metric) && l.contains(label)) {
         let Some((series, value)) = l.rsplit_once(' ') else { continue };
         let Ok(v) = value.parse::<f64>() else { continue };
-        if series == format!("{metric}_count") {
+        if series.starts_with(&format!("{metric}_count")) {
             count = v;
         } else if let Some(q) = series.split("quantile=\"").nth(1).and_then(|r| r.split('"').next()) {
             quantiles.insert(q.to_owned(), v * 1e3);
