@@ -102,32 +102,22 @@ impl ResultHandler {
         } else {
             None
         };
-        if let Some(kick) = inline {
-            if kick && let Ok(mut k) = self.kick.lock() {
-                k.insert(msg.msg_id.clone());
-            }
-            tracing::debug!(
-                target: TIMING_TARGET,
-                kind = "result",
-                msg_id = %msg.msg_id,
-                deployment = comp.deployment_id,
-                component = comp.id,
-                inline = true,
-                "result applied"
-            );
-            return Ok(());
-        }
         tracing::debug!(
             target: TIMING_TARGET,
             kind = "result",
             msg_id = %msg.msg_id,
             deployment = comp.deployment_id,
             component = comp.id,
-            inline = false,
+            inline = inline.is_some(),
             "result applied"
         );
-        let woke = self.apply_plain(txn, &ev, &action, &result, comp).await?;
-        if woke && let Ok(mut k) = self.kick.lock() {
+        // Whether the commit leaves the driver work: the inline pass says; the plain path when it
+        // marked the deployment due.
+        let kick = match inline {
+            Some(kick) => kick,
+            None => self.apply_plain(txn, &ev, &action, &result, comp).await?,
+        };
+        if kick && let Ok(mut k) = self.kick.lock() {
             k.insert(msg.msg_id.clone());
         }
         Ok(())
