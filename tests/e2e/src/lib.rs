@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod k8s_emulator;
+pub mod private;
 pub mod swcli;
 pub mod world;
 

@@ -114,7 +114,8 @@ impl World {
         Ok(body)
     }
 
-    /// Polls deployment `id` until `done` holds (at most [`WAIT`]); returns it.
+    /// Polls deployment `id` until `done` holds (at most [`WAIT`]); returns it. A failed read (a
+    /// 503 while a dependency is down) is tried again until the deadline.
     pub async fn wait_for(
         &self,
         id: u64,
@@ -123,11 +124,14 @@ impl World {
     ) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let d = self.deployment(id).await?;
-            if done(&d) {
-                return Ok(d);
+            let read = self.deployment(id).await;
+            if let Ok(d) = &read
+                && done(d)
+            {
+                return read;
             }
             if tokio::time::Instant::now() > deadline {
+                let d = read?;
                 anyhow::bail!("deployment {id}: not {what} within {WAIT:?}: {d:#}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

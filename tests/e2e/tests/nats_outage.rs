@@ -2,73 +2,12 @@
 //! hanging, readiness reports NATS down, and once the server is back every service answers again
 //! without a restart (the clients reconnect and re-subscribe by themselves).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sreworks_e2e::Suite;
+use sreworks_e2e::private::PrivateNats;
 use sw_testkit::TestEnv;
-
-/// A NATS server with JetStream of this test's own.
-struct PrivateNats {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-fn nats_server_binary() -> PathBuf {
-    let repo_venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.local/venv/bin/nats-server");
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("nats-server")).collect())
-        .unwrap_or_default();
-    candidates.push("/usr/sbin/nats-server".into());
-    candidates.push(repo_venv);
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .expect("nats-server must be installed (make test installs it)")
-}
-
-impl PrivateNats {
-    fn start_new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("sw-nats-{port}-{}", uuid::Uuid::new_v4().simple()));
-        let mut me = Self { port, dir, child: None };
-        me.start();
-        me
-    }
-
-    fn start(&mut self) {
-        let child = Command::new(nats_server_binary())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "private NATS did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[tokio::test]
 async fn nats_outage_is_503_and_recovers_without_restart() {

@@ -2,75 +2,12 @@
 //! hang, not a 500), readiness says why, and everything works again once the database is back,
 //! without restarting sreworks.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sreworks_e2e::Suite;
+use sreworks_e2e::private::PrivateMariaDb;
 use sw_testkit::TestEnv;
-
-/// A MariaDB server of this test's own, which it can stop and start.
-struct PrivateMariaDb {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateMariaDb {
-    fn init() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("sw-mariadb-{port}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = Command::new("mariadb-install-db")
-            .args([
-                "--no-defaults",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--user=root",
-            ])
-            .arg(format!("--datadir={}", dir.join("data").display()))
-            .output()
-            .expect("mariadb-install-db must be installed (make test installs MariaDB)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut me = Self { dir, port, child: None };
-        me.start();
-        me
-    }
-
-    fn start(&mut self) {
-        let child = Command::new("mariadbd")
-            .args(["--no-defaults", "--bind-address=127.0.0.1", "--user=root", "--skip-log-error"])
-            .arg(format!("--port={}", self.port))
-            .arg(format!("--datadir={}", self.dir.join("data").display()))
-            .arg(format!("--socket={}", self.dir.join("s.sock").display()))
-            .arg(format!("--pid-file={}", self.dir.join("m.pid").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "private MariaDB did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateMariaDb {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[tokio::test]
 async fn database_outage_is_503_and_recovers_without_restart() {
