@@ -108,6 +108,8 @@ impl<S: Subscriber> Layer<S> for Timings {
 pub struct OwnTime {
     /// Per step: its transactions' seconds summed, in ms.
     pub per_step_ms: Vec<f64>,
+    /// The same by step index (the first step carries the launch's pass).
+    pub by_index_ms: Vec<Vec<f64>>,
     /// Transactions counted, and of the results how many carried their pass inside.
     pub passes: usize,
     pub results: usize,
@@ -153,6 +155,13 @@ impl Timings {
             for step in 0..comps.len() as u64 {
                 per.entry((*dep, step)).or_default();
             }
+        }
+        for (&(_, step), &secs) in &per {
+            let i = step as usize;
+            if out.by_index_ms.len() <= i {
+                out.by_index_ms.resize(i + 1, Vec::new());
+            }
+            out.by_index_ms[i].push(secs * 1e3);
         }
         out.per_step_ms = per.into_values().map(|s| s * 1e3).collect();
         out

@@ -254,6 +254,15 @@ pub fn print(f: &mut Figures) {
         own.inline,
         own.untimed,
     );
+    let by_index: Vec<String> = own
+        .by_index_ms
+        .iter_mut()
+        .enumerate()
+        .map(|(i, v)| {
+            format!("step {} p50 {:.1} / p99 {:.1} ms", i + 1, quantile(v, 0.50), quantile(v, 0.99))
+        })
+        .collect();
+    println!("  by step: {}", by_index.join("; "));
     let met = own_p99 < 20.0 && clean && steps_n > 0 && own.untimed == 0;
     println!(
         "goal (engine's own time per step p99 < 20 ms, no lost or stuck deployment): {} (own p99 {:.1} ms; end-to-end p99 {:.1} ms, queueing included; {} stuck, {} lost)",
