@@ -280,6 +280,7 @@ async fn create(
         package_version: &package.package_version,
         workloads: &workloads,
         webhooks_enabled: ctx.webhooks_enabled,
+        webhooks_private: ctx.webhooks_private,
     };
     let planned = plan::build(&ac, &input).map_err(invalid_launch)?;
     let placement = placement_of(&planned.plan, &ac, &overrides, &app_id);

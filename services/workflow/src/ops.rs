@@ -35,6 +35,8 @@ pub(crate) struct Ctx {
     pub settings: Settings,
     pub on_conflict: LaunchConflict,
     pub webhooks_enabled: bool,
+    /// `workflow.webhook_allow_private`.
+    pub webhooks_private: bool,
     /// Wakes this replica's engine at once.
     pub engine: Arc<Notify>,
 }

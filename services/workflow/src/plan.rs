@@ -124,6 +124,9 @@ pub struct LaunchInput<'a> {
     pub workloads: &'a [ComponentWorkloadOut],
     /// Whether `webhook` steps can be signed (`workflow.webhook_signing_key` set).
     pub webhooks_enabled: bool,
+    /// Whether webhook URLs may point at private or loopback addresses
+    /// (`workflow.webhook_allow_private`).
+    pub webhooks_private: bool,
 }
 
 /// The plan, with the warnings met on the way.
@@ -228,7 +231,7 @@ pub fn build(ac: &ApplicationConfiguration, input: &LaunchInput<'_>) -> Result<P
                         "webhook_not_configured",
                         "webhook steps need workflow.webhook_signing_key in the server's configuration",
                     ));
-                } else if let Err(e) = crate::webhook::validate_url(url) {
+                } else if let Err(e) = crate::webhook::validate_url(url, input.webhooks_private) {
                     errors.push(fe(&field(".properties.url"), "invalid_webhook_url", e));
                 } else {
                     step.webhook_url = Some(url.to_owned());

@@ -90,8 +90,12 @@ pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service
     consumer.ack_wait = Duration::from_secs(wf.results_ack_wait_secs);
     let webhooks = match &wf.webhook_signing_key {
         Some(k) => Some(Arc::new(
-            WebhookSender::new(k.expose().as_bytes(), Duration::from_secs(wf.webhook_timeout_secs))
-                .map_err(|e| BuildError::Webhooks(e.to_string()))?,
+            WebhookSender::new(
+                k.expose().as_bytes(),
+                Duration::from_secs(wf.webhook_timeout_secs),
+                wf.webhook_allow_private,
+            )
+            .map_err(|e| BuildError::Webhooks(e.to_string()))?,
         )),
         None => None,
     };
@@ -103,6 +107,7 @@ pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service
         settings: Settings::from_config(wf),
         on_conflict: wf.on_conflict,
         webhooks_enabled: webhooks.is_some(),
+        webhooks_private: wf.webhook_allow_private,
         engine: Arc::new(Notify::new()),
     });
     let driver = DriverSettings {

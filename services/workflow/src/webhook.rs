@@ -18,8 +18,16 @@
 //! host the user did not configure, and the receiver would see a different URL than the one it
 //! signed up for. A 3xx answer is therefore [`WebhookOutcome::Rejected`]: retrying the same URL gets
 //! the same redirect, and the fix is to configure the final URL.
+//!
+//! Private addresses are refused unless `workflow.webhook_allow_private` is set: a launch file
+//! must not make the workflow service POST to loopback, link-local (cloud metadata), or the
+//! cluster's private networks. The URL's host is checked at launch ([`validate_url`]) and, for a
+//! name, every address it resolves to is checked again when the call is made (the client's
+//! resolver drops private ones), so a name that later resolves to a private address is refused too.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -45,6 +53,7 @@ pub struct WebhookSender {
     client: reqwest::Client,
     key: Vec<u8>,
     timeout: Duration,
+    allow_private: bool,
 }
 
 // The key must never reach a log line, so no derived Debug.
@@ -70,19 +79,21 @@ pub enum WebhookOutcome {
 impl WebhookSender {
     /// A sender signing with `key`; each attempt (connect, answer and reading up to 64 KiB of its
     /// body) is cut off after `timeout`. Fails only if the TLS backend cannot be set up.
-    pub fn new(key: &[u8], timeout: Duration) -> reqwest::Result<Self> {
-        let client = reqwest::Client::builder()
+    pub fn new(key: &[u8], timeout: Duration, allow_private: bool) -> reqwest::Result<Self> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()?;
-        Ok(Self { client, key: key.to_vec(), timeout })
+            .connect_timeout(timeout);
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        Ok(Self { client: builder.build()?, key: key.to_vec(), timeout, allow_private })
     }
 
     /// POSTs `body` to `url` once, signed with `msg_id` and the current time, and classifies the answer.
     /// Use the same `msg_id` for every attempt of one task so receivers can drop duplicates.
     pub async fn send(&self, url: &str, msg_id: &str, body: &Value) -> WebhookOutcome {
-        if let Err(message) = validate_url(url) {
+        if let Err(message) = validate_url(url, self.allow_private) {
             return WebhookOutcome::Rejected { status: 0, message };
         }
         // Sign exactly the bytes that go on the wire: the receiver verifies the raw body.
@@ -114,6 +125,11 @@ impl WebhookSender {
     fn failed(&self, err: reqwest::Error) -> WebhookOutcome {
         // Without the URL: it may carry a token in its query or user info.
         let err = err.without_url();
+        let chain = cause_chain(&err);
+        if chain.contains(PRIVATE_ONLY) {
+            // The name resolves to private addresses only: the same on every attempt.
+            return WebhookOutcome::Rejected { status: 0, message: chain };
+        }
         let message = if err.is_timeout() {
             format!("the webhook did not answer within {} ms", self.timeout.as_millis())
         } else if err.is_connect() {
@@ -126,16 +142,88 @@ impl WebhookSender {
 }
 
 /// Checks a webhook URL at launch: absolute, `http` or `https`, with a host.
-pub fn validate_url(url: &str) -> Result<(), String> {
+pub fn validate_url(url: &str, allow_private: bool) -> Result<(), String> {
     let parsed =
         reqwest::Url::parse(url).map_err(|err| format!("the webhook URL is not a valid URL: {err}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("the webhook URL must use http or https, not `{}`", parsed.scheme()));
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
+    let host = parsed.host_str().unwrap_or_default();
+    if host.is_empty() {
         return Err("the webhook URL has no host".to_owned());
     }
+    // An IPv6 host comes in brackets; a name ending in `localhost` is loopback by definition.
+    let private = match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(ip) => !is_public(ip),
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    };
+    if private && !allow_private {
+        return Err(format!(
+            "the webhook URL's host `{}` is a private or loopback address; the server refuses those \
+             unless workflow.webhook_allow_private is set",
+            host
+        ));
+    }
     Ok(())
+}
+
+/// Whether `ip` is an address on the public internet: not loopback, private (RFC 1918, IPv6
+/// unique-local), link-local (incl. cloud metadata at 169.254.169.254), carrier-grade NAT,
+/// unspecified, broadcast, multicast or documentation; IPv4-mapped IPv6 is judged as IPv4.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// The resolver's refusal, recognised in the connect error's causes.
+const PRIVATE_ONLY: &str = "resolves only to private or loopback addresses";
+
+/// The webhook client's resolver when private addresses are refused: the system's answer without
+/// them, and an error when nothing public is left.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = all.into_iter().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let message = format!(
+                    "{host} {PRIVATE_ONLY}, which webhooks may not call unless \
+                     workflow.webhook_allow_private is set"
+                );
+                return Err(message.into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// The delay before the next attempt after `attempt` failed ones (1 after the first failure):

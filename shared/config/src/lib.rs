@@ -519,6 +519,9 @@ pub struct WorkflowConfig {
     pub webhook_signing_key: Option<Secret>,
     /// Deadline of one webhook request, in seconds.
     pub webhook_timeout_secs: u64,
+    /// Let `webhook` steps call private, loopback and link-local addresses (refused by default: a
+    /// launch file must not reach the cluster's internal services or cloud metadata).
+    pub webhook_allow_private: bool,
     /// Attempts of a webhook before its step fails (with backoff between them).
     pub webhook_attempts: u64,
 }
@@ -539,6 +542,7 @@ impl Default for WorkflowConfig {
             results_ack_wait_secs: 10,
             webhook_signing_key: None,
             webhook_timeout_secs: 10,
+            webhook_allow_private: false,
             webhook_attempts: 3,
         }
     }

@@ -337,6 +337,8 @@ fn webhook_env() -> TestEnv {
     let mut env = env();
     env.cfg.workflow.webhook_signing_key = Some(sw_config::Secret::new(WEBHOOK_KEY));
     env.cfg.workflow.webhook_attempts = 3;
+    // The test's receiver listens on loopback, which webhooks may not call by default.
+    env.cfg.workflow.webhook_allow_private = true;
     env
 }
 

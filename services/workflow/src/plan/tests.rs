@@ -39,6 +39,7 @@ fn input(w: &[ComponentWorkloadOut]) -> LaunchInput<'_> {
         package_version: "1.0.0",
         workloads: w,
         webhooks_enabled: false,
+        webhooks_private: false,
     }
 }
 

@@ -113,8 +113,9 @@ async fn spawn_stalling_body() -> String {
     format!("http://{addr}/")
 }
 
+/// A sender allowed to call this test's receivers on loopback.
 fn sender(timeout: Duration) -> WebhookSender {
-    WebhookSender::new(KEY, timeout).unwrap()
+    WebhookSender::new(KEY, timeout, true).unwrap()
 }
 
 fn assert_no_key(outcome: &WebhookOutcome) {
@@ -319,8 +320,15 @@ async fn an_invalid_url_is_rejected_without_a_request() {
 
 #[test]
 fn urls_are_checked_at_launch() {
-    for ok in ["http://hooks.example.com/deploy", "https://10.0.0.7:8443/x?token=abc", "http://[::1]:9000/"] {
-        assert_eq!(validate_url(ok), Ok(()), "{ok}");
+    for ok in [
+        "http://hooks.example.com/deploy",
+        "https://93.184.216.34:8443/x?token=abc",
+        "http://[2606:4700::1111]:9000/",
+    ] {
+        assert_eq!(validate_url(ok, false), Ok(()), "{ok}");
+    }
+    for ok in ["https://10.0.0.7:8443/x?token=abc", "http://[::1]:9000/", "http://localhost:8080/"] {
+        assert_eq!(validate_url(ok, true), Ok(()), "allowed when private addresses are: {ok}");
     }
     for (bad, why) in [
         ("", "not a valid URL"),
@@ -330,9 +338,67 @@ fn urls_are_checked_at_launch() {
         ("mailto:ops@example.com", "http or https"),
         ("http://", "not a valid URL"),
     ] {
-        let err = validate_url(bad).unwrap_err();
+        let err = validate_url(bad, true).unwrap_err();
         assert!(err.contains(why), "{bad}: {err}");
     }
+    for private in [
+        "http://127.0.0.1:9000/",
+        "http://localhost/",
+        "http://api.localhost./",
+        "http://10.0.0.7/",
+        "http://172.16.3.4/",
+        "http://192.168.1.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.64.0.1/",
+        "http://0.0.0.0/",
+        "http://[::1]/",
+        "http://[fd00::1]/",
+        "http://[fe80::1]/",
+        "http://[::ffff:127.0.0.1]/",
+    ] {
+        let err = validate_url(private, false).unwrap_err();
+        assert!(err.contains("workflow.webhook_allow_private"), "{private}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_when_called_and_by_the_resolver_unless_allowed() {
+    let (base, rx) = spawn_receiver().await;
+    let url = format!("{base}/ok");
+    let refused = WebhookSender::new(KEY, Duration::from_secs(2), false).unwrap();
+    let outcome = refused.send(&url, "msg", &json!({})).await;
+    assert!(
+        matches!(&outcome, WebhookOutcome::Rejected { status: 0, message } if message.contains("private")),
+        "{outcome:?}"
+    );
+    assert!(rx.seen().is_empty(), "no request was made");
+    let outcome = sender(Duration::from_secs(2)).send(&url, "msg", &json!({})).await;
+    assert!(matches!(outcome, WebhookOutcome::Delivered { .. }), "allowed: {outcome:?}");
+
+    // A name is checked where it resolves. This machine's own name passes the launch check (it is
+    // not `localhost`) but resolves to a private address on CI and dev machines: refused at once,
+    // not retried. (Where it resolves publicly there is nothing to assert.)
+    let me = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
+    let resolved: Vec<_> =
+        tokio::net::lookup_host((me.as_str(), 0)).await.map(Iterator::collect).unwrap_or_default();
+    if !me.is_empty()
+        && !resolved.is_empty()
+        && resolved.iter().all(|a: &std::net::SocketAddr| !is_public(a.ip()))
+    {
+        let named = url.replace("127.0.0.1", &me);
+        assert_eq!(validate_url(&named, false), Ok(()), "{named}");
+        let outcome = refused.send(&named, "msg", &json!({})).await;
+        assert!(
+            matches!(&outcome, WebhookOutcome::Rejected { status: 0, message } if message.contains("webhook_allow_private")),
+            "{outcome:?}"
+        );
+        assert!(rx.seen().len() == 1, "only the allowed call reached the receiver");
+    }
+    // `localhost` (loopback only) leaves the resolver nothing to call.
+    use reqwest::dns::Resolve as _;
+    let name: reqwest::dns::Name = "localhost".parse().unwrap();
+    let err = PublicOnly.resolve(name).await.err().expect("loopback only: refused");
+    assert!(err.to_string().contains("webhook_allow_private"), "{err}");
 }
 
 #[test]
