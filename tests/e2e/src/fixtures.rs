@@ -9,6 +9,13 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Where the health package's Deployment lands on the emulator when launched with
+/// `launch-example.yaml` into namespace `sreworks`, stage `prod`.
+pub const HEALTH_DEPLOYMENT: &str = "/apis/apps/v1/namespaces/sreworks/deployments/prod-health-health";
+/// Its Ingress.
+pub const HEALTH_INGRESS: &str =
+    "/apis/networking.k8s.io/v1/namespaces/sreworks/ingresses/prod-health-health";
+
 /// The unpacked health package.
 pub fn fixture() -> PathBuf {
     sw_testkit::fixtures_dir().join("sreworks/apps/health/build")

@@ -18,8 +18,7 @@ use kill::World;
 use serde_json::Value;
 use sw_testkit::TestEnv;
 
-const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/sreworks/deployments/prod-health-health";
-const INGRESS: &str = "/apis/networking.k8s.io/v1/namespaces/sreworks/ingresses/prod-health-health";
+use sreworks_e2e::fixtures::{HEALTH_DEPLOYMENT as DEPLOYMENT, HEALTH_INGRESS as INGRESS};
 const REVISION_ANNOTATION: &str = "sreworks.io/revision";
 
 /// The events of an undisturbed launch of the health package (as in `workflow_launch.rs`).

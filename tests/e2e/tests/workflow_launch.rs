@@ -6,8 +6,7 @@ use std::time::Duration;
 use sreworks_e2e::world::World;
 use sw_testkit::TestEnv;
 
-const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/sreworks/deployments/prod-health-health";
-const INGRESS: &str = "/apis/networking.k8s.io/v1/namespaces/sreworks/ingresses/prod-health-health";
+use sreworks_e2e::fixtures::{HEALTH_DEPLOYMENT as DEPLOYMENT, HEALTH_INGRESS as INGRESS};
 
 fn env() -> TestEnv {
     let mut env = TestEnv::new();

@@ -12,8 +12,7 @@ use sreworks_e2e::world::{WAIT, World};
 use sw_contracts::workflow::{DeployComponentChanged, TaskOut};
 use sw_testkit::TestEnv;
 
-const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/sreworks/deployments/prod-health-health";
-const INGRESS: &str = "/apis/networking.k8s.io/v1/namespaces/sreworks/ingresses/prod-health-health";
+use sreworks_e2e::fixtures::{HEALTH_DEPLOYMENT as DEPLOYMENT, HEALTH_INGRESS as INGRESS};
 const SERVICES: &str = "/api/v1/namespaces/sreworks/services";
 const SERVICE: &str = "/api/v1/namespaces/sreworks/services/prod-health-health";
 const QUERY: &str = "clusterId=emu&namespaceId=sreworks&stageId=prod";
