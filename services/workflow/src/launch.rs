@@ -326,8 +326,11 @@ async fn write(
     loop {
         attempts += 1;
         let txn = store::begin(&ctx.db).await.map_err(sw_db::api_error)?;
-        let holder =
-            store::any_holder(&txn, &new.placement.instance_key()).await.map_err(sw_db::api_error)?;
+        let key = new.placement.instance_key();
+        // Taken before looking for a holder: a launch of the same instance running now commits
+        // first, and this one then sees it.
+        store::lock_instance(&txn, &key).await.map_err(sw_db::api_error)?;
+        let holder = store::any_holder(&txn, &key).await.map_err(sw_db::api_error)?;
         if let (Some(h), LaunchConflict::Reject) = (holder, ctx.on_conflict) {
             return Err(ApiError::conflict(
                 "deployment_in_progress",

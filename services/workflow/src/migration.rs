@@ -12,7 +12,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(sw_bus::outbox::Migration), Box::new(M0001Deployments)]
+        vec![Box::new(sw_bus::outbox::Migration), Box::new(M0001Deployments), Box::new(M0002InstanceLock)]
     }
 }
 
@@ -137,6 +137,38 @@ impl MigrationTrait for M0001Deployments {
         for t in ["wake", "component_revision", "deploy_component", "workflow_task", "deployment"] {
             db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}")).await?;
         }
+        Ok(())
+    }
+}
+
+/// One row per app instance, locked by every launch for the instance before it looks for a
+/// deployment holding it: two launches of one instance at the same moment take turns, so the second
+/// sees the first (and queues behind it) instead of both starting.
+#[derive(Debug)]
+struct M0002InstanceLock;
+
+impl MigrationName for M0002InstanceLock {
+    fn name(&self) -> &str {
+        "m0002_instance_lock"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002InstanceLock {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE TABLE IF NOT EXISTS instance_lock (
+                    instance_key VARCHAR(400) NOT NULL PRIMARY KEY
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS instance_lock").await?;
         Ok(())
     }
 }

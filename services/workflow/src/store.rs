@@ -182,6 +182,17 @@ pub async fn holder_before<C: ConnectionTrait>(
     Ok(row.and_then(|r| r.try_get::<Option<i64>>("", "id").ok().flatten()))
 }
 
+/// Locks app instance `instance_key` until the caller's transaction ends (creating its row the first
+/// time): launches of one instance take turns.
+pub async fn lock_instance<C: ConnectionTrait>(conn: &C, instance_key: &str) -> Result<(), DbErr> {
+    conn.execute(stmt(
+        "INSERT INTO instance_lock (instance_key) VALUES (?) ON DUPLICATE KEY UPDATE instance_key = VALUES(instance_key)",
+        vec![instance_key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Any deployment holding `instance_key`.
 pub async fn any_holder<C: ConnectionTrait>(conn: &C, instance_key: &str) -> Result<Option<i64>, DbErr> {
     holder_before(conn, instance_key, i64::MAX).await

@@ -501,6 +501,40 @@ async fn a_second_launch_of_an_instance_waits_for_the_first() {
     w.suite.stop().await.unwrap();
 }
 
+/// Launches of one app instance at the same moment take turns: one starts, every other one queues
+/// (or, with `on_conflict = reject`, is refused) — never two running at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_launches_of_one_instance_start_exactly_one() {
+    for mode in [sw_config::LaunchConflict::Queue, sw_config::LaunchConflict::Reject] {
+        let mut env = env();
+        env.cfg.workflow.on_conflict = mode;
+        let (w, package) = world(env).await;
+        let query = format!("appPackageId={package}&clusterId=emu&namespaceId=sreworks&stageId=prod");
+        let yaml = health_with_steps("", "    - type: deploy\n      name: deploy\n");
+        let answers = futures::future::join_all((0..6).map(|_| w.launch(&yaml, &query))).await;
+        let answers: Vec<(u16, Value)> = answers.into_iter().map(Result::unwrap).collect();
+        let started: Vec<_> = answers.iter().filter(|(s, b)| *s == 201 && b["queued"] == false).collect();
+        assert_eq!(started.len(), 1, "{mode:?}: {answers:#?}");
+        for (status, body) in &answers {
+            match mode {
+                sw_config::LaunchConflict::Queue => {
+                    assert_eq!(*status, 201, "{body}");
+                    assert_eq!(body["queued"] == true, body["state"] == "CREATED", "{body}");
+                }
+                sw_config::LaunchConflict::Reject => {
+                    assert!(
+                        *status == 201 || (*status == 409 && body["code"] == "deployment_in_progress"),
+                        "{status} {body}"
+                    );
+                }
+            }
+        }
+        let (running, _) = w.deployments("state=WAITING").await.unwrap();
+        assert_eq!(running.len(), 1, "{mode:?}: one deployment runs: {running:#?}");
+        w.suite.stop().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_on_conflict_reject_a_second_launch_of_a_running_instance_is_refused() {
     let mut env = env();
