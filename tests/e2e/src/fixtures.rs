@@ -16,6 +16,27 @@ pub const HEALTH_DEPLOYMENT: &str = "/apis/apps/v1/namespaces/sreworks/deploymen
 pub const HEALTH_INGRESS: &str =
     "/apis/networking.k8s.io/v1/namespaces/sreworks/ingresses/prod-health-health";
 
+/// The events of an undisturbed launch of the health package with `launch-example.yaml`, in order
+/// (the four state machines, one deploy step, one component).
+pub const HEALTH_LAUNCH_EVENTS: [&str; 16] = [
+    "deployment.app.created",
+    "workflow.instance.pending",
+    "deployment.app.component-checking",
+    "deployment.app.backup-checking",
+    "deployment.app.processing",
+    "workflow.instance.preprocessing",
+    "workflow.instance.running",
+    "workflow.task.running",
+    "deployment.app.waiting",
+    "deployment.component.processing",
+    "workflow.task.waiting",
+    "deployment.component.running",
+    "deployment.component.succeeded",
+    "workflow.task.succeeded",
+    "workflow.instance.succeeded",
+    "deployment.app.succeeded",
+];
+
 /// The unpacked health package.
 pub fn fixture() -> PathBuf {
     sw_testkit::fixtures_dir().join("sreworks/apps/health/build")

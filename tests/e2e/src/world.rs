@@ -138,6 +138,17 @@ impl World {
         }
     }
 
+    /// Waits for a component named `component` of deployment `id` to be in `state`; returns the
+    /// deployment.
+    pub async fn wait_component(&self, id: u64, component: &str, state: &str) -> anyhow::Result<Value> {
+        self.wait_for(id, &format!("{component} {state}"), |d| {
+            d["components"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["componentName"] == component && c["state"] == state))
+        })
+        .await
+    }
+
     /// Waits for deployment `id` to be in `state`.
     pub async fn wait_state(&self, id: u64, state: &str) -> anyhow::Result<Value> {
         self.wait_for(id, state, |d| d["state"] == state).await

@@ -18,28 +18,10 @@ use kill::World;
 use serde_json::Value;
 use sw_testkit::TestEnv;
 
-use sreworks_e2e::fixtures::{HEALTH_DEPLOYMENT as DEPLOYMENT, HEALTH_INGRESS as INGRESS};
+use sreworks_e2e::fixtures::{
+    HEALTH_DEPLOYMENT as DEPLOYMENT, HEALTH_INGRESS as INGRESS, HEALTH_LAUNCH_EVENTS as UNDISTURBED,
+};
 const REVISION_ANNOTATION: &str = "sreworks.io/revision";
-
-/// The events of an undisturbed launch of the health package (as in `workflow_launch.rs`).
-const UNDISTURBED: [&str; 16] = [
-    "deployment.app.created",
-    "workflow.instance.pending",
-    "deployment.app.component-checking",
-    "deployment.app.backup-checking",
-    "deployment.app.processing",
-    "workflow.instance.preprocessing",
-    "workflow.instance.running",
-    "workflow.task.running",
-    "deployment.app.waiting",
-    "deployment.component.processing",
-    "workflow.task.waiting",
-    "deployment.component.running",
-    "deployment.component.succeeded",
-    "workflow.task.succeeded",
-    "workflow.instance.succeeded",
-    "deployment.app.succeeded",
-];
 
 /// Where in a deployment the workflow process is killed.
 #[derive(Debug, Clone, Copy)]

@@ -37,16 +37,7 @@ async fn the_health_package_launches_to_success_with_every_transition_as_an_even
     assert_eq!(launched["queued"], false, "{launched}");
 
     // The executor applied the component; the workflow waits for it to turn healthy.
-    let running = w
-        .wait_for(id, "running its component", |d| {
-            d["components"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["componentName"] == "health" && c["state"] == "RUNNING")
-        })
-        .await
-        .unwrap();
+    let running = w.wait_component(id, "health", "RUNNING").await.unwrap();
     assert_eq!(running["state"], "WAITING", "{running:#}");
     let health =
         running["components"].as_array().unwrap().iter().find(|c| c["componentName"] == "health").unwrap();
@@ -66,24 +57,7 @@ async fn the_health_package_launches_to_success_with_every_transition_as_an_even
     assert!(done["finishedAt"].is_string());
 
     let names = w.events_of(id, Duration::from_millis(1500)).await;
-    let expected = [
-        "deployment.app.created",
-        "workflow.instance.pending",
-        "deployment.app.component-checking",
-        "deployment.app.backup-checking",
-        "deployment.app.processing",
-        "workflow.instance.preprocessing",
-        "workflow.instance.running",
-        "workflow.task.running",
-        "deployment.app.waiting",
-        "deployment.component.processing",
-        "workflow.task.waiting",
-        "deployment.component.running",
-        "deployment.component.succeeded",
-        "workflow.task.succeeded",
-        "workflow.instance.succeeded",
-        "deployment.app.succeeded",
-    ];
+    let expected = sreworks_e2e::fixtures::HEALTH_LAUNCH_EVENTS;
     assert_eq!(names, expected, "events of deployment {id}");
     w.suite.stop().await.unwrap();
 }

@@ -44,7 +44,7 @@ async fn launch_and_apply(w: &World) -> u64 {
     let (status, launched) = w.launch(&file, &query).await.unwrap();
     assert_eq!(status, 201, "{launched}");
     let id = launched["deployAppId"].as_u64().unwrap();
-    w.wait_for(id, "health running", |d| health(d)["state"] == "RUNNING").await.unwrap();
+    w.wait_component(id, "health", "RUNNING").await.unwrap();
     id
 }
 

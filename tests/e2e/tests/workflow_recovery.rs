@@ -285,7 +285,7 @@ async fn a_rollback_after_a_bad_release_stays_pinned_until_forced() {
 async fn a_terminated_deployment_ignores_late_results_and_restarts_cleanly_when_retried() {
     let mut w = World::start(env()).await.unwrap();
     let id = launch(&w, &launch_file("")).await;
-    let running = w.wait_for(id, "health running", |d| health(d, None)["state"] == "RUNNING").await.unwrap();
+    let running = w.wait_component(id, "health", "RUNNING").await.unwrap();
     let first_command = health(&running, None)["commandId"].as_str().unwrap().to_owned();
 
     let (status, body) = post(&w, &format!("/v1/deployments/{id}/terminate")).await;
@@ -333,7 +333,7 @@ async fn a_result_whose_pass_cannot_commit_is_applied_alone_and_the_driver_finis
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
     let mut w = World::start(env()).await.unwrap();
     let id = launch(&w, &launch_file("")).await;
-    let running = w.wait_for(id, "health running", |d| health(d, None)["state"] == "RUNNING").await.unwrap();
+    let running = w.wait_component(id, "health", "RUNNING").await.unwrap();
     let command = health(&running, None)["commandId"].as_str().unwrap().to_owned();
     let db = w.suite.env.db("workflow").await;
     let sql = |q: &str| Statement::from_sql_and_values(DbBackend::MySql, q, [(id as i64).into()]);

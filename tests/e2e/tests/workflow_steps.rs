@@ -468,15 +468,7 @@ async fn a_second_launch_of_an_instance_waits_for_the_first() {
     assert_eq!(body["state"], "CREATED", "{body}");
 
     // The first runs (its component waits to turn healthy, nobody rolls it out yet); the second waits.
-    w.wait_for(first, "running its component", |d| {
-        d["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["componentName"] == "health" && c["state"] == "RUNNING")
-    })
-    .await
-    .unwrap();
+    w.wait_component(first, "health", "RUNNING").await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(w.deployment(second).await.unwrap()["state"], "CREATED");
 
