@@ -47,6 +47,7 @@ use sw_contracts::executor::{
 use sw_k8s_executor::kube_apply::FIELD_MANAGER;
 use sw_k8s_executor::render;
 use sw_k8s_executor::service::{self, APPLY_COMMAND, StaticClusters};
+use sw_loadtests::proc_stats::{self, Sample, mib};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -538,32 +539,7 @@ impl Emulator {
     }
 
     fn cpu_secs(&self) -> Option<f64> {
-        let (user, sys) = cpu_ticks(&format!("/proc/{}/stat", self.pid?))?;
-        Some((user + sys) as f64 / self.clk_tck)
-    }
-}
-
-/// CPU and memory of this process at one moment.
-#[derive(Clone, Copy)]
-struct Sample {
-    cpu_secs: f64,
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-impl Sample {
-    fn now(clk_tck: f64) -> Self {
-        let (user, sys) = cpu_ticks("/proc/self/stat").unwrap_or((0, 0));
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let kib = |key: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        Self { cpu_secs: (user + sys) as f64 / clk_tck, rss_kib: kib("VmRSS:"), hwm_kib: kib("VmHWM:") }
+        proc_stats::cpu_secs_of(self.pid?, self.clk_tck)
     }
 }
 
@@ -577,15 +553,6 @@ impl Usage {
     fn cpu(&self) -> f64 {
         self.after.cpu_secs - self.before.cpu_secs
     }
-}
-
-/// `(utime, stime)` in clock ticks from a `/proc/<pid>/stat` file (fields 14 and 15; the command
-/// name in field 2 may hold spaces, so counting starts after its closing parenthesis).
-fn cpu_ticks(path: &str) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
 }
 
 /// The `q` quantile of sorted `v` (nearest rank).
@@ -602,10 +569,6 @@ fn mean(v: &[Duration]) -> Duration {
         return Duration::ZERO;
     }
     v.iter().sum::<Duration>() / v.len() as u32
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 fn print_report(opts: &Opts, concurrency: usize, passes: &[Pass], micro: &Micro) {

@@ -45,7 +45,9 @@ use tracing::Level;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
-use crate::report::{Figures, Sample};
+use sw_loadtests::proc_stats::{self, Sample};
+
+use crate::report::Figures;
 use crate::timeline::{Ev, Seen, ending};
 
 /// The cluster id the emulator is registered as.
@@ -609,6 +611,6 @@ impl Emulator {
     }
 
     fn cpu_secs(&self) -> Option<f64> {
-        report::cpu_secs_of(self.pid?, self.clk_tck)
+        proc_stats::cpu_secs_of(self.pid?, self.clk_tck)
     }
 }

@@ -1,45 +1,8 @@
-//! The figures: quantiles, this process's CPU and memory, and the printed report.
+//! The figures: quantiles and the printed report.
+
+use sw_loadtests::proc_stats::{Sample, mib};
 
 use crate::timeline::{StepTimes, Timeline};
-
-/// CPU and memory of this process at one moment.
-#[derive(Clone, Copy)]
-pub struct Sample {
-    pub cpu_secs: f64,
-    pub rss_kib: u64,
-    pub hwm_kib: u64,
-}
-
-impl Sample {
-    pub fn now(clk_tck: f64) -> Self {
-        let (user, sys) = cpu_ticks("/proc/self/stat").unwrap_or((0, 0));
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let kib = |key: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        Self { cpu_secs: (user + sys) as f64 / clk_tck, rss_kib: kib("VmRSS:"), hwm_kib: kib("VmHWM:") }
-    }
-}
-
-/// CPU seconds (user + system) of process `pid`.
-pub fn cpu_secs_of(pid: u32, clk_tck: f64) -> Option<f64> {
-    let (user, sys) = cpu_ticks(&format!("/proc/{pid}/stat"))?;
-    Some((user + sys) as f64 / clk_tck)
-}
-
-/// `(utime, stime)` in clock ticks from a `/proc/<pid>/stat` file (fields 14 and 15; the command
-/// name in field 2 may hold spaces, so counting starts after its closing parenthesis).
-fn cpu_ticks(path: &str) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
-}
 
 /// The `q` quantile of `v` (nearest rank); sorts `v`.
 pub fn quantile(v: &mut [f64], q: f64) -> f64 {
@@ -49,10 +12,6 @@ pub fn quantile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[rank - 1]
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 /// Everything the report prints.
