@@ -12,6 +12,25 @@ use crate::k8s_emulator::K8sEmulator;
 /// How long a scenario waits for a deployment to reach a state.
 pub const WAIT: Duration = Duration::from_secs(40);
 
+/// The Kubernetes API emulator with namespace `sreworks`, where the scenarios deploy.
+pub async fn start_emulator() -> anyhow::Result<K8sEmulator> {
+    let emu = K8sEmulator::start().await?;
+    let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "sreworks" } });
+    let (status, body) = emu.call("POST", "/api/v1/namespaces", Some(&ns)).await?;
+    anyhow::ensure!(status == 201, "create namespace: {body}");
+    Ok(emu)
+}
+
+/// The `POST /v1/clusters` body registering the emulator at `api_url` as cluster `emu`.
+pub fn emulator_cluster(api_url: &str) -> Value {
+    json!({
+        "clusterId": "emu",
+        "name": "the emulator",
+        "apiUrl": api_url,
+        "credentials": { "kind": "token", "token": "emu-token-0123456789" },
+    })
+}
+
 /// The suite, the emulator as cluster `emu`, and a subscriber.
 pub struct World {
     pub suite: Suite,
@@ -30,24 +49,11 @@ impl World {
         let suite = Suite::start(env).await?;
         let bus = suite.env.bus().await;
         let events = suite.env.events(&bus, &format!("{}.events.>", suite.env.cfg.nats.prefix)).await;
-        let emu = K8sEmulator::start().await?;
-        let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "sreworks" } });
-        let (status, body) = emu.call("POST", "/api/v1/namespaces", Some(&ns)).await?;
-        anyhow::ensure!(status == 201, "create namespace: {body}");
+        let emu = start_emulator().await?;
         let token = suite.admin_token().await?;
         let world = World { suite, emu, token, events, seen: Vec::new() };
-        let (status, body) = world
-            .send(
-                reqwest::Method::POST,
-                "/v1/clusters",
-                Some(json!({
-                    "clusterId": "emu",
-                    "name": "the emulator",
-                    "apiUrl": world.emu.url,
-                    "credentials": { "kind": "token", "token": "emu-token-0123456789" },
-                })),
-            )
-            .await?;
+        let (status, body) =
+            world.send(reqwest::Method::POST, "/v1/clusters", Some(emulator_cluster(&world.emu.url))).await?;
         anyhow::ensure!(status == 201, "register cluster: {body}");
         Ok(world)
     }

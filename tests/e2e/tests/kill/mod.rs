@@ -167,10 +167,7 @@ impl World {
         let apart = Apart::start(&env.cfg, apart).await?;
         let bus = env.bus().await;
         let events = env.events(&bus, &format!("{}.events.>", env.cfg.nats.prefix)).await;
-        let emu = K8sEmulator::start().await?;
-        let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "sreworks" } });
-        let (status, body) = emu.call("POST", "/api/v1/namespaces", Some(&ns)).await?;
-        anyhow::ensure!(status == 201, "create namespace: {body}");
+        let emu = sreworks_e2e::world::start_emulator().await?;
         let mut w = World {
             env,
             base,
@@ -184,18 +181,8 @@ impl World {
             seen: Vec::new(),
         };
         w.token = w.admin_token().await?;
-        let (status, body) = w
-            .send(
-                reqwest::Method::POST,
-                "/v1/clusters",
-                Some(json!({
-                    "clusterId": "emu",
-                    "name": "the emulator",
-                    "apiUrl": w.emu.url,
-                    "credentials": { "kind": "token", "token": "emu-token-0123456789" },
-                })),
-            )
-            .await?;
+        let cluster = sreworks_e2e::world::emulator_cluster(&w.emu.url);
+        let (status, body) = w.send(reqwest::Method::POST, "/v1/clusters", Some(cluster)).await?;
         anyhow::ensure!(status == 201, "register cluster: {body}");
         Ok(w)
     }
