@@ -140,14 +140,46 @@ impl Pass {
         now: DateTime<Utc>,
     ) -> Result<Option<Self>, PassError> {
         let Some(dep) = store::deployment(conn, id).await? else { return Ok(None) };
+        Self::load_rest(conn, dep, now).await.map(Some)
+    }
+
+    /// [`Pass::load`], with the `seq` of the deployment's wake-up row (`None`: it has none) read in
+    /// the same statement as the deployment: a wake-up written after the load moves `seq`.
+    pub async fn load_with_wake<C: ConnectionTrait>(
+        conn: &C,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Self, Option<i64>)>, PassError> {
+        let Some((dep, seq)) = store::deployment_with_wake(conn, id).await? else { return Ok(None) };
+        Ok(Some((Self::load_rest(conn, dep, now).await?, seq)))
+    }
+
+    async fn load_rest<C: ConnectionTrait>(
+        conn: &C,
+        dep: DeploymentRow,
+        now: DateTime<Utc>,
+    ) -> Result<Self, PassError> {
+        let id = dep.id;
         let tasks = store::tasks(conn, id).await?;
         let comps = store::components(conn, id).await?;
         let plan: Plan = serde_json::from_str(&dep.plan)
             .map_err(|e| PassError::Corrupt { id, message: format!("plan: {e}") })?;
+        Ok(Self::new(dep, tasks, comps, plan, now))
+    }
+
+    /// A pass over rows already in hand (`tasks` by step, `comps` by task and unit, as
+    /// [`Pass::load`] reads them), e.g. the ones a launch has just written.
+    pub fn new(
+        dep: DeploymentRow,
+        tasks: Vec<TaskRow>,
+        comps: Vec<ComponentRow>,
+        plan: Plan,
+        now: DateTime<Utc>,
+    ) -> Self {
         let context = store::context_of(&dep);
         let loaded_version = dep.version;
         let loaded_comps = comps.iter().map(|c| (c.state.clone(), c.attempt)).collect();
-        Ok(Some(Self {
+        Self {
             dep,
             tasks,
             comps,
@@ -165,7 +197,7 @@ impl Pass {
             now,
             traceparent: None,
             actor: "system:workflow".into(),
-        }))
+        }
     }
 
     pub fn id(&self) -> i64 {

@@ -64,16 +64,25 @@ impl Placement {
     }
 }
 
+/// The rows [`insert`] wrote, with their ids: what a pass would load back.
+#[derive(Debug)]
+pub struct Inserted {
+    pub dep: DeploymentRow,
+    pub tasks: Vec<TaskRow>,
+    pub comps: Vec<ComponentRow>,
+}
+
 /// Writes a new deployment (state `CREATED`, workflow `PENDING`), its tasks and components (a
-/// skipped addon is recorded `SUCCESS` with its reason and never sent), its `created` events and
-/// its wake-up row in `txn`. Returns its id.
+/// skipped addon is recorded `SUCCESS` with its reason and never sent) and its `created` events in
+/// `txn`, and — with `wake` — its wake-up row, due at once. Returns the rows written.
 pub async fn insert<C: ConnectionTrait>(
     txn: &C,
     outbox: &Outbox,
     n: &NewDeployment,
     at: DateTime<Utc>,
     traceparent: Option<&str>,
-) -> Result<i64, DbErr> {
+    wake: bool,
+) -> Result<Inserted, DbErr> {
     let p = &n.placement;
     let row = DeploymentRow {
         id: 0,
@@ -110,6 +119,8 @@ pub async fn insert<C: ConnectionTrait>(
         version: 1,
     };
     let id = store::insert_deployment(txn, &row).await?;
+    let mut tasks = Vec::with_capacity(n.plan.steps.len());
+    let mut comps = Vec::new();
     for step in &n.plan.steps {
         let task = TaskRow {
             id: 0,
@@ -131,6 +142,7 @@ pub async fn insert<C: ConnectionTrait>(
             updated_at: at,
         };
         let task_id = store::insert_task(txn, &task).await?;
+        tasks.push(TaskRow { id: task_id, ..task });
         for (u, unit) in step.units.iter().enumerate() {
             let t = unit.target.as_ref();
             let comp = ComponentRow {
@@ -155,7 +167,8 @@ pub async fn insert<C: ConnectionTrait>(
                 skip_reason: unit.skip_reason.clone(),
                 updated_at: at,
             };
-            store::insert_component(txn, &comp).await?;
+            let comp_id = store::insert_component(txn, &comp).await?;
+            comps.push(ComponentRow { id: comp_id, ..comp });
         }
     }
     let mut stored = row;
@@ -167,7 +180,6 @@ pub async fn insert<C: ConnectionTrait>(
         wire::DeploymentChanged { previous_state: None, deployment: view::deployment_out(&stored) },
     );
     created.traceparent = traceparent.map(str::to_owned);
-    outbox.enqueue(txn, &created).await?;
     let mut wf = CloudEvent::new(
         EVENT_SERVICE,
         "workflow.instance.pending",
@@ -183,9 +195,11 @@ pub async fn insert<C: ConnectionTrait>(
         },
     );
     wf.traceparent = traceparent.map(str::to_owned);
-    outbox.enqueue(txn, &wf).await?;
-    store::wake(txn, id, at).await?;
-    Ok(id)
+    outbox.insert(txn, vec![outbox.event_row(&created)?, outbox.event_row(&wf)?]).await?;
+    if wake {
+        store::wake(txn, id, at).await?;
+    }
+    Ok(Inserted { dep: stored, tasks, comps })
 }
 
 /// `POST /v1/deployments/launch`.
@@ -340,9 +354,14 @@ async fn write(
                 ),
             ));
         }
-        let written = match insert(&txn, &ctx.outbox, new, now(), traceparent).await {
-            Ok(id) if holder.is_none() => start(ctx, txn, id, traceparent).await.map(|state| (id, state)),
-            Ok(id) => txn.commit().await.map(|()| (id, "CREATED".to_owned())),
+        // The first pass settles the wake-up row itself; a queued launch is due at once (the
+        // driver then finds it waiting for its holder).
+        let written = match insert(&txn, &ctx.outbox, new, now(), traceparent, holder.is_some()).await {
+            Ok(rows) if holder.is_none() => {
+                let id = rows.dep.id;
+                start(ctx, txn, rows, new.plan.clone(), traceparent).await.map(|state| (id, state))
+            }
+            Ok(rows) => txn.commit().await.map(|()| (rows.dep.id, "CREATED".to_owned())),
             Err(e) => Err(e),
         };
         match written {
@@ -353,27 +372,28 @@ async fn write(
     }
 }
 
-/// The first pass over the deployment `id` just inserted in `txn`, then the commit; its state
-/// after. The pass is timed as the driver's are (the launch's own inserts before it are not).
+/// The first pass over the deployment just inserted in `txn` (from the rows written, not read
+/// back), then the commit; its state after. The pass is timed as the driver's are (the launch's
+/// own inserts before it are not). The deployment has no wake-up row yet: the pass adds one when
+/// something is left to wait for.
 async fn start(
     ctx: &Ctx,
     txn: sea_orm::DatabaseTransaction,
-    id: i64,
+    rows: Inserted,
+    plan: Plan,
     traceparent: Option<&str>,
 ) -> Result<String, DbErr> {
     let started = std::time::Instant::now();
     let at = now();
-    let seq = store::wake_seq(&txn, id).await?;
-    let Some(mut pass) = Pass::load(&txn, id, at).await.map_err(pass_error)? else {
-        return Err(DbErr::Custom(format!("deployment {id} vanished in its own launch")));
-    };
+    let id = rows.dep.id;
+    let mut pass = Pass::new(rows.dep, rows.tasks, rows.comps, plan, at);
     pass.traceparent = traceparent.map(str::to_owned);
     let call = pass.advance(&ctx.settings, None);
     // A webhook step is called by the driver: leave the deployment due now.
     let next = if call.is_some() { Some(at) } else { pass.next_due() };
     let state = pass.dep.state.clone();
     pass.commit(&txn, &ctx.outbox, &ctx.settings).await.map_err(pass_error)?;
-    store::settle_wake(&txn, id, seq, next, at).await?;
+    store::settle_wake(&txn, id, None, next, at).await?;
     txn.commit().await?;
     let seconds = started.elapsed().as_secs_f64();
     metrics::histogram!(crate::service::PASS_SECONDS).record(seconds);

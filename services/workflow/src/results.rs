@@ -21,7 +21,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{DatabaseTransaction, IsolationLevel, TransactionTrait};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use sw_bus::CloudEvent;
 use sw_bus::consumer::{Delivery, Handler, HandlerError, async_trait};
 use sw_bus::outbox::Outbox;
@@ -78,11 +78,6 @@ impl Handler for ResultHandler {
             self.engine.notify_one();
         }
     }
-
-    /// Every write is guarded by compare-and-swap or a `seq`, so the reads need not lock ranges.
-    fn isolation(&self) -> Option<IsolationLevel> {
-        Some(IsolationLevel::ReadCommitted)
-    }
 }
 
 impl ResultHandler {
@@ -91,9 +86,10 @@ impl ResultHandler {
         let action = ev.name().strip_prefix("executor.component.").unwrap_or_default().to_owned();
         let result: ComponentResult =
             serde_json::from_value(ev.data.clone()).map_err(HandlerError::permanent)?;
-        let Some(comp) = store::component_by_command(txn, &result.command_id).await? else {
+        let Some(found) = store::component_by_command(txn, &result.command_id).await? else {
             return Ok(());
         };
+        let comp = &found.comp;
         let state = parse_state::<ComponentState>(&comp.state);
         let ends = matches!(action.as_str(), "healthy" | "failed")
             && matches!(state, Some(ComponentState::Processing | ComponentState::Running));
@@ -115,7 +111,7 @@ impl ResultHandler {
         // marked the deployment due.
         let kick = match inline {
             Some(kick) => kick,
-            None => self.apply_plain(txn, &ev, &action, &result, comp).await?,
+            None => self.apply_plain(txn, &ev, &action, &result, found).await?,
         };
         if kick && let Ok(mut k) = self.kick.lock() {
             k.insert(msg.msg_id.clone());
@@ -135,12 +131,14 @@ impl ResultHandler {
         result: &ComponentResult,
         deployment_id: i64,
     ) -> Result<Option<bool>, HandlerError> {
-        // Read before the pass loads: a wake-up written after this moves `seq`, and the row stays.
-        let seq = store::wake_seq(txn, deployment_id).await?;
         let sp = txn.begin().await?;
         let at = now();
         let passed = async {
-            let Some(mut pass) = Pass::load(&sp, deployment_id, at).await? else { return Ok(None) };
+            // `seq` is read with the deployment: a wake-up written after it moves `seq`, and the
+            // row stays.
+            let Some((mut pass, seq)) = Pass::load_with_wake(&sp, deployment_id, at).await? else {
+                return Ok(None);
+            };
             pass.traceparent = ev.traceparent.clone();
             if !pass.apply_result(
                 &result.command_id,
@@ -190,12 +188,13 @@ impl ResultHandler {
         ev: &CloudEvent,
         action: &str,
         result: &ComponentResult,
-        mut comp: store::ComponentRow,
+        found: store::CommandComponent,
     ) -> Result<bool, HandlerError> {
+        let store::CommandComponent { mut comp, app_id, app_instance } = found;
         let loaded_state = comp.state.clone();
         let loaded_attempt = comp.attempt;
         let at = now();
-        let Some(dep) = store::deployment(txn, comp.deployment_id).await? else { return Ok(false) };
+        let app_id = view::parse_app_id(&app_id);
         let mut events = Vec::new();
         for &trigger in result_triggers(action, result.reason.as_deref()) {
             let from: ComponentState = parse_state(&comp.state).unwrap_or(ComponentState::Exception);
@@ -213,14 +212,14 @@ impl ResultHandler {
             comp.updated_at = at;
             let data = wire::DeployComponentChanged {
                 previous_state: Some(from.as_str().to_owned()),
-                app_id: view::app_id(&dep),
-                app_instance_name: dep.app_instance.clone(),
+                app_id: app_id.clone(),
+                app_instance_name: app_instance.clone(),
                 component: view::component_out(&comp),
             };
             let mut e = CloudEvent::new(
                 EVENT_SERVICE,
                 &format!("deployment.component.{}", state_action(to.as_str())),
-                Some(dep.id.to_string()),
+                Some(comp.deployment_id.to_string()),
                 data,
             );
             e.traceparent = ev.traceparent.clone();
@@ -241,7 +240,7 @@ impl ResultHandler {
         // component that is now RUNNING (applied, or degraded) needs no pass.
         let ended = parse_state::<ComponentState>(&comp.state).is_some_and(ComponentState::is_terminal);
         if ended {
-            store::wake(txn, dep.id, at).await?;
+            store::wake(txn, comp.deployment_id, at).await?;
         }
         Ok(ended)
     }

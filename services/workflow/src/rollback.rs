@@ -58,7 +58,8 @@ pub async fn start<C: ConnectionTrait>(
             app_instance: source.app_instance.clone(),
         },
     };
-    let id = crate::launch::insert(txn, outbox, &new, pass.now, pass.traceparent.as_deref()).await?;
+    let id =
+        crate::launch::insert(txn, outbox, &new, pass.now, pass.traceparent.as_deref(), true).await?.dep.id;
     supersede_queued(txn, outbox, &dep.instance_key, id, pass).await?;
     Ok(Some(id))
 }

@@ -79,7 +79,7 @@ impl std::fmt::Debug for Service {
 /// Connects and migrates `{prefix}workflow`, makes sure the streams exist, and sets up the
 /// operations, the results consumer and the driver.
 pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service, BuildError> {
-    let db = sw_db::connect(&cfg.database, SERVICE).await?;
+    let db = sw_db::connect_read_committed(&cfg.database, SERVICE).await?;
     sw_db::migrate::<Migrator>(&db, &sw_db::database_name(&cfg.database, SERVICE)).await?;
     bus.ensure_streams().await?;
     let names = bus.names().clone();
@@ -119,7 +119,7 @@ pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service
     // Every pass and every result message holds one connection; the relay one more; one spare.
     engine_cfg.max_connections =
         u32::try_from(driver.concurrency + consumer.concurrency + 2).unwrap_or(u32::MAX);
-    let engine_db = sw_db::connect(&engine_cfg, SERVICE).await?;
+    let engine_db = sw_db::connect_read_committed(&engine_cfg, SERVICE).await?;
     Ok(Service {
         bus,
         ctx,

@@ -105,10 +105,11 @@ pub struct ComponentRow {
 /// A transaction of the workflow service. READ COMMITTED: every write is guarded by compare-and-swap
 /// (or is an upsert of its own key), so locking reads of ranges (REPEATABLE READ's gap locks) would
 /// only make concurrent passes, launches and the outbox relay wait for — and deadlock with — each
-/// other.
+/// other. The service's pools are opened with [`sw_db::connect_read_committed`], whose sessions
+/// are READ COMMITTED already, so this is a plain `BEGIN` (no `SET TRANSACTION` round trip).
 pub async fn begin(db: &sea_orm::DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
     use sea_orm::TransactionTrait;
-    db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None).await
+    db.begin().await
 }
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
@@ -127,6 +128,22 @@ pub async fn deployment<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<
     DeploymentRow::find_by_statement(stmt("SELECT * FROM deployment WHERE id = ?", vec![id.into()]))
         .one(conn)
         .await
+}
+
+/// Deployment `id` and the `seq` of its wake-up row (`None`: it has none), read in one statement.
+pub async fn deployment_with_wake<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+) -> Result<Option<(DeploymentRow, Option<i64>)>, DbErr> {
+    let row = conn
+        .query_one(stmt(
+            "SELECT d.*, w.seq AS wake_seq FROM deployment d LEFT JOIN wake w ON w.deployment_id = d.id
+             WHERE d.id = ?",
+            vec![id.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some((DeploymentRow::from_query_result(&row, "")?, row.try_get("", "wake_seq")?)))
 }
 
 pub async fn tasks<C: ConnectionTrait>(conn: &C, deployment_id: i64) -> Result<Vec<TaskRow>, DbErr> {
@@ -150,16 +167,33 @@ pub async fn components<C: ConnectionTrait>(
     .await
 }
 
+/// The component sent as `command_id`, with its deployment's app and app instance (for its
+/// events), read in one statement.
 pub async fn component_by_command<C: ConnectionTrait>(
     conn: &C,
     command_id: &str,
-) -> Result<Option<ComponentRow>, DbErr> {
-    ComponentRow::find_by_statement(stmt(
-        "SELECT * FROM deploy_component WHERE command_id = ?",
-        vec![command_id.into()],
-    ))
-    .one(conn)
-    .await
+) -> Result<Option<CommandComponent>, DbErr> {
+    let row = conn
+        .query_one(stmt(
+            "SELECT c.*, d.app_id AS dep_app_id, d.app_instance AS dep_app_instance
+             FROM deploy_component c JOIN deployment d ON d.id = c.deployment_id WHERE c.command_id = ?",
+            vec![command_id.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(CommandComponent {
+        comp: ComponentRow::from_query_result(&row, "")?,
+        app_id: row.try_get("", "dep_app_id")?,
+        app_instance: row.try_get("", "dep_app_instance")?,
+    }))
+}
+
+/// What [`component_by_command`] reads.
+#[derive(Debug, Clone)]
+pub struct CommandComponent {
+    pub comp: ComponentRow,
+    pub app_id: String,
+    pub app_instance: String,
 }
 
 /// States in which a deployment holds its app instance: later launches for it wait.
@@ -544,12 +578,6 @@ pub async fn claim_due<C: ConnectionTrait>(
     rows.iter().map(|r| Ok((r.try_get("", "deployment_id")?, r.try_get("", "seq")?))).collect()
 }
 
-/// The wake-up row's `seq` of deployment `id` (`None`: it has none).
-pub async fn wake_seq<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<i64>, DbErr> {
-    let row = conn.query_one(stmt("SELECT seq FROM wake WHERE deployment_id = ?", vec![id.into()])).await?;
-    row.map(|r| r.try_get::<i64>("", "seq")).transpose()
-}
-
 /// After a pass that ran outside the driver (inside an executor result's transaction): the
 /// wake-up row of `id`, read with `seq` before the pass loaded, now says `next` — unless somebody
 /// marked it since (its `seq` moved: they need a pass, so it stays due) or a replica holds it (its
@@ -663,4 +691,40 @@ pub async fn list<C: ConnectionTrait>(
     .all(conn)
     .await?;
     Ok((rows, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ConnectionTrait;
+    use sw_testkit::TestEnv;
+
+    async fn isolation<C: ConnectionTrait>(conn: &C) -> String {
+        let row = conn
+            .query_one(super::stmt("SELECT @@tx_isolation AS level", vec![]))
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get("", "level").expect("level")
+    }
+
+    /// `begin` sends no `SET TRANSACTION`: its READ COMMITTED comes from the pool's sessions, on
+    /// every connection of the pool (not only the first), and a plain pool stays at the server's.
+    #[tokio::test]
+    async fn transactions_of_the_services_pool_run_read_committed() {
+        let env = TestEnv::new();
+        let mut cfg = env.cfg.database.clone();
+        cfg.max_connections = 3;
+        let db = sw_db::connect_read_committed(&cfg, super::SERVICE).await.expect("pool");
+        let txns = futures::future::join_all((0..3).map(|_| super::begin(&db))).await;
+        for txn in txns {
+            let txn = txn.expect("begin");
+            assert_eq!(isolation(&txn).await, "READ-COMMITTED");
+            txn.commit().await.expect("commit");
+        }
+        let plain = sw_db::connect(&cfg, super::SERVICE).await.expect("plain pool");
+        let txn = super::begin(&plain).await.expect("begin");
+        assert_eq!(isolation(&txn).await, "REPEATABLE-READ", "the server default is what a plain pool gets");
+        txn.rollback().await.expect("rollback");
+        env.cleanup().await;
+    }
 }

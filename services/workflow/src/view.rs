@@ -11,7 +11,12 @@ use crate::store::{ComponentRow, DeploymentRow, TaskRow};
 /// The app id of a row (written from a parsed [`AppId`], so it parses back; a row edited by hand
 /// that does not is shown as it is).
 pub fn app_id(d: &DeploymentRow) -> AppId {
-    AppId::parse(&d.app_id).unwrap_or_else(|_| AppId::parse("invalid").expect("a valid literal"))
+    parse_app_id(&d.app_id)
+}
+
+/// A stored app id (written from a valid one; anything else reads as `invalid`).
+pub fn parse_app_id(raw: &str) -> AppId {
+    AppId::parse(raw).unwrap_or_else(|_| AppId::parse("invalid").expect("a valid literal"))
 }
 
 pub fn kind(s: &str) -> DeploymentKind {

@@ -40,8 +40,7 @@ use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, Statement,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, TransactionTrait,
 };
 use sw_contracts::bus::DeadLettered;
 use tokio::sync::Semaphore;
@@ -145,12 +144,6 @@ pub trait Handler: Send + Sync + 'static {
     /// Called once the effect of `msg` committed (before the ack), for work that must not start
     /// before it is visible to others, such as waking a worker that reads it. Default: nothing.
     async fn committed(&self, _msg: &Delivery) {}
-
-    /// The isolation level of the message's transaction; `None` (default) is the server's
-    /// (REPEATABLE READ on MariaDB).
-    fn isolation(&self) -> Option<IsolationLevel> {
-        None
-    }
 }
 
 /// One delivery of a message, as the handler sees it.
@@ -211,7 +204,7 @@ async fn apply_once(
     msg: &Delivery,
     deadline: Duration,
 ) -> Outcome {
-    let txn = match step(db.begin_with_config(handler.isolation(), None)).await {
+    let txn = match step(db.begin()).await {
         Ok(t) => t,
         Err(e) => return Outcome::DbUnavailable(e),
     };

@@ -65,8 +65,8 @@ fn check_name(name: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Creates the service's database if missing and returns a pool on it.
-pub async fn connect(cfg: &DatabaseConfig, service: &str) -> Result<DatabaseConnection, DbError> {
+/// Creates the service's database if missing; its URL.
+async fn ensure_database(cfg: &DatabaseConfig, service: &str) -> Result<String, DbError> {
     let name = database_name(cfg, service);
     check_name(&name)?;
     let server = connect_server(cfg).await?;
@@ -78,7 +78,38 @@ pub async fn connect(cfg: &DatabaseConfig, service: &str) -> Result<DatabaseConn
         .map_err(DbError::Connect)?;
     server.close().await.ok();
     let url = format!("{}/{}", cfg.url.expose().trim_end_matches('/'), name);
+    Ok(url)
+}
+
+/// Creates the service's database if missing and returns a pool on it.
+pub async fn connect(cfg: &DatabaseConfig, service: &str) -> Result<DatabaseConnection, DbError> {
+    let url = ensure_database(cfg, service).await?;
     Database::connect(options(url, cfg)).await.map_err(DbError::Connect)
+}
+
+/// As [`connect`], for a service whose every transaction runs READ COMMITTED: each session of the
+/// pool is set to it once, when it connects, so a transaction is a plain `begin()` with no
+/// `SET TRANSACTION` round trip of its own.
+pub async fn connect_read_committed(
+    cfg: &DatabaseConfig,
+    service: &str,
+) -> Result<DatabaseConnection, DbError> {
+    use sea_orm::sqlx::mysql::{MySql, MySqlConnectOptions};
+    use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
+    let url = ensure_database(cfg, service).await?;
+    let sqlx_err = |e| DbError::Connect(DbErr::Conn(RuntimeErr::SqlxError(e)));
+    let target = url.parse::<MySqlConnectOptions>().map_err(sqlx_err)?.disable_statement_logging();
+    let pool = options(url, cfg)
+        .sqlx_pool_options::<MySql>()
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await.map(|_| ())
+            })
+        })
+        .connect_with(target)
+        .await
+        .map_err(sqlx_err)?;
+    Ok(sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(pool))
 }
 
 /// Applies every pending migration of `M`.
