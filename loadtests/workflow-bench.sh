@@ -10,7 +10,7 @@
 #   loadtests/workflow-bench.sh                      # N=200 launches
 #   N=50 TIMEOUT_SECS=120 loadtests/workflow-bench.sh
 #   SREWORKS_EXECUTOR__HEALTH_POLL_MS=500 loadtests/workflow-bench.sh   # any SREWORKS_* setting applies
-#   SREWORKS_WORKFLOW__CONCURRENCY=2 SREWORKS_WORKFLOW__RESULTS_CONCURRENCY=2 loadtests/workflow-bench.sh
+#   SREWORKS_WORKFLOW__RESULTS_CONCURRENCY=2 SREWORKS_WORKFLOW__LAUNCH_CONCURRENCY=4 loadtests/workflow-bench.sh
 #
 # The whole suite (gateway, auth, appmeta, package-store, workflow, k8s-executor) runs inside the
 # `workflow-bench` process on this run's own databases, subject prefix and bucket, so the CPU and RSS

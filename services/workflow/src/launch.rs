@@ -248,6 +248,8 @@ async fn create(
     kind: DeploymentKind,
     source_id: Option<i64>,
 ) -> Result<wire::DeploymentLaunched, ApiError> {
+    // Waits within the request's deadline (the RPC server's); the semaphore is never closed.
+    let _turn = ctx.launches.acquire().await.map_err(|e| ApiError::unavailable("shutting_down", &e))?;
     let ac = parse_configuration(&body)?;
     let app_id = match (&query.app_id, ac.metadata.annotations.app_id.as_deref()) {
         (Some(a), _) => a.clone(),

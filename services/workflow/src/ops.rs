@@ -39,6 +39,8 @@ pub(crate) struct Ctx {
     pub webhooks_private: bool,
     /// Wakes this replica's engine at once.
     pub engine: Arc<Notify>,
+    /// Turns of `workflow.launch_concurrency` for launches and replays.
+    pub launches: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Ctx {

@@ -109,6 +109,7 @@ pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service
         webhooks_enabled: webhooks.is_some(),
         webhooks_private: wf.webhook_allow_private,
         engine: Arc::new(Notify::new()),
+        launches: tokio::sync::Semaphore::new(usize::try_from(wf.launch_concurrency).unwrap_or(4).max(1)),
     });
     let driver = DriverSettings {
         poll: Duration::from_millis(wf.poll_ms),

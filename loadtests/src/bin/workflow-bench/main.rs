@@ -100,11 +100,12 @@ async fn main() -> anyhow::Result<()> {
     let suite = tokio::spawn(running.wait());
 
     let settings = format!(
-        "workflow poll_ms {} concurrency {} results_concurrency {}; executor concurrency {} \
-         health_poll_ms {}",
+        "workflow poll_ms {} concurrency {} results_concurrency {} launch_concurrency {}; executor \
+         concurrency {} health_poll_ms {}",
         cfg.workflow.poll_ms,
         cfg.workflow.concurrency,
         cfg.workflow.results_concurrency,
+        cfg.workflow.launch_concurrency,
         cfg.executor.concurrency,
         cfg.executor.health_poll_ms
     );

@@ -110,6 +110,8 @@ pub struct OwnTime {
     pub per_step_ms: Vec<f64>,
     /// The same by step index (the first step carries the launch's pass).
     pub by_index_ms: Vec<Vec<f64>>,
+    /// By step index, the step's time in each [`Part`], in ms (one value per step that had any).
+    pub parts_by_index_ms: Vec<[Vec<f64>; 3]>,
     /// Transactions counted, and of the results how many carried their pass inside.
     pub passes: usize,
     pub results: usize,
@@ -130,12 +132,14 @@ impl Timings {
     pub fn own_time(&self, steps_of: &HashMap<u64, Vec<u64>>) -> OwnTime {
         let Ok(inner) = self.0.lock() else { return OwnTime::default() };
         let mut per: HashMap<(u64, u64), f64> = HashMap::new();
+        let mut parts: HashMap<(u64, u64), [f64; 3]> = HashMap::new();
         let mut out = OwnTime::default();
         for &(dep, step, secs) in &inner.passes {
             if let Some(comps) = steps_of.get(&dep) {
                 // A pass after the last step (none in a clean run) counts with the last.
                 let step = step.min(comps.len().saturating_sub(1) as u64);
                 *per.entry((dep, step)).or_default() += secs;
+                parts.entry((dep, step)).or_default()[Part::Pass as usize] += secs;
                 out.passes += 1;
             }
         }
@@ -146,7 +150,11 @@ impl Timings {
             out.results += 1;
             out.inline += usize::from(inline);
             match inner.delivery.get(msg) {
-                Some(secs) => *per.entry((dep, step as u64)).or_default() += secs,
+                Some(secs) => {
+                    *per.entry((dep, step as u64)).or_default() += secs;
+                    let part = if inline { Part::ResultWithPass } else { Part::Result };
+                    parts.entry((dep, step as u64)).or_default()[part as usize] += secs;
+                }
                 None => out.untimed += 1,
             }
         }
@@ -164,6 +172,28 @@ impl Timings {
             out.by_index_ms[i].push(secs * 1e3);
         }
         out.per_step_ms = per.into_values().map(|s| s * 1e3).collect();
+        for ((_, step), secs) in parts {
+            let i = step as usize;
+            if out.parts_by_index_ms.len() <= i {
+                out.parts_by_index_ms.resize_with(i + 1, Default::default);
+            }
+            for (k, s) in secs.iter().enumerate() {
+                if *s > 0.0 {
+                    out.parts_by_index_ms[i][k].push(s * 1e3);
+                }
+            }
+        }
         out
     }
+}
+
+/// Where a step's own time went.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    /// Passes: the launch's (first step) and the driver's.
+    Pass = 0,
+    /// Result messages applied alone (`applied`, or a result whose pass fell back to the driver).
+    Result = 1,
+    /// Result messages that carried the step's pass (`healthy`/`failed` and the next dispatch).
+    ResultWithPass = 2,
 }

@@ -222,6 +222,23 @@ pub fn print(f: &mut Figures) {
         })
         .collect();
     println!("  by step: {}", by_index.join("; "));
+    let names = ["passes", "results alone", "results with the pass"];
+    for (i, parts) in own.parts_by_index_ms.iter_mut().enumerate() {
+        let text: Vec<String> = parts
+            .iter_mut()
+            .zip(names)
+            .filter(|(v, _)| !v.is_empty())
+            .map(|(v, name)| {
+                format!(
+                    "{name} p50 {:.1} / p99 {:.1} ms (n {})",
+                    quantile(v, 0.50),
+                    quantile(v, 0.99),
+                    v.len()
+                )
+            })
+            .collect();
+        println!("    step {}: {}", i + 1, text.join("; "));
+    }
     let met = own_p99 < 20.0 && clean && steps_n > 0 && own.untimed == 0;
     println!(
         "goal (engine's own time per step p99 < 20 ms, no lost or stuck deployment): {} (own p99 {:.1} ms; end-to-end p99 {:.1} ms, queueing included; {} stuck, {} lost)",
