@@ -1042,7 +1042,7 @@ impl Pass {
         let revision = store::next_revision(txn, &key).await?;
         let mut component = rendered;
         Vars::new(&target, id as u64, c.id as u64, self.dep.app_package_id as u64).fill(&mut component);
-        let command_id = format!("wf-{}-{}-{}", id, c.id, c.attempt);
+        let command_id = command_id(id, c.id, c.attempt);
         let cmd = K8sApplyCommand {
             command_id: command_id.clone(),
             target,
@@ -1116,5 +1116,32 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             }
         }
         other => *target = other.clone(),
+    }
+}
+
+/// The id of the apply command of attempt `attempt` of component `component` of deployment
+/// `deployment`: `wf-{deployment}-{component}-{attempt}`.
+pub fn command_id(deployment: i64, component: i64, attempt: i32) -> String {
+    format!("wf-{deployment}-{component}-{attempt}")
+}
+
+/// The deployment named in a [`command_id`] (`None`: not one of ours).
+pub fn deployment_of_command(command_id: &str) -> Option<i64> {
+    let mut parts = command_id.strip_prefix("wf-")?.split('-');
+    let deployment = parts.next()?.parse().ok()?;
+    let numbers = parts.by_ref().take(2).filter(|p| p.parse::<i64>().is_ok()).count();
+    (numbers == 2 && parts.next().is_none()).then_some(deployment)
+}
+
+#[cfg(test)]
+mod command_id_tests {
+    use super::{command_id, deployment_of_command};
+
+    #[test]
+    fn the_deployment_is_read_back_from_its_command_ids_only() {
+        assert_eq!(deployment_of_command(&command_id(42, 7, 3)), Some(42));
+        for other in ["wf-42-task-7-1", "wf-42-7", "wf-42-7-3-1", "wf-x-7-3", "k8s-42-7-3", "", "wf-"] {
+            assert_eq!(deployment_of_command(other), None, "{other}");
+        }
     }
 }

@@ -54,6 +54,19 @@ pub struct ResultHandler {
     pub kick: Mutex<HashSet<String>>,
 }
 
+/// The timing event of a result message (the benchmark attributes its transaction to the step).
+fn timed(msg: &Delivery, deployment: i64, component: i64, inline: bool) {
+    tracing::debug!(
+        target: TIMING_TARGET,
+        kind = "result",
+        msg_id = %msg.msg_id,
+        deployment,
+        component,
+        inline,
+        "result applied"
+    );
+}
+
 impl ResultHandler {
     pub fn new(outbox: Outbox, engine: Arc<Notify>, settings: Settings) -> Self {
         Self { outbox, engine, settings, kick: Mutex::new(HashSet::new()) }
@@ -86,43 +99,39 @@ impl ResultHandler {
         let action = ev.name().strip_prefix("executor.component.").unwrap_or_default().to_owned();
         let result: ComponentResult =
             serde_json::from_value(ev.data.clone()).map_err(HandlerError::permanent)?;
+        // A result that ends a component goes straight to the pass over its deployment (named in
+        // the command id); the component is read alone only when that pass does not take it.
+        if matches!(action.as_str(), "healthy" | "failed")
+            && let Some(deployment) = crate::engine::deployment_of_command(&result.command_id)
+            && let Some((kick, component)) =
+                self.advance_inline(txn, &ev, &action, &result, deployment).await?
+        {
+            timed(msg, deployment, component, true);
+            self.remember_kick(msg, kick);
+            return Ok(());
+        }
         let Some(found) = store::component_by_command(txn, &result.command_id).await? else {
             return Ok(());
         };
-        let comp = &found.comp;
-        let state = parse_state::<ComponentState>(&comp.state);
-        let ends = matches!(action.as_str(), "healthy" | "failed")
-            && matches!(state, Some(ComponentState::Processing | ComponentState::Running));
-        let inline = if ends {
-            self.advance_inline(txn, &ev, &action, &result, comp.deployment_id).await?
-        } else {
-            None
-        };
-        tracing::debug!(
-            target: TIMING_TARGET,
-            kind = "result",
-            msg_id = %msg.msg_id,
-            deployment = comp.deployment_id,
-            component = comp.id,
-            inline = inline.is_some(),
-            "result applied"
-        );
-        // Whether the commit leaves the driver work: the inline pass says; the plain path when it
-        // marked the deployment due.
-        let kick = match inline {
-            Some(kick) => kick,
-            None => self.apply_plain(txn, &ev, &action, &result, found).await?,
-        };
-        if kick && let Ok(mut k) = self.kick.lock() {
-            k.insert(msg.msg_id.clone());
-        }
+        timed(msg, found.comp.deployment_id, found.comp.id, false);
+        // Whether the commit leaves the driver work: when the deployment was marked due.
+        let kick = self.apply_plain(txn, &ev, &action, &result, found).await?;
+        self.remember_kick(msg, kick);
         Ok(())
     }
 
-    /// The result and the pass it allows, under a savepoint: `Some(kick)` when it was written
-    /// (`kick`: the driver has work after the commit — another deployment woken, or a webhook to
-    /// call), `None` (nothing written) when the pass could not commit and the plain path must be
-    /// taken.
+    /// After the commit of `msg`, wake the driver when `kick` (see [`Handler::committed`]).
+    fn remember_kick(&self, msg: &Delivery, kick: bool) {
+        if kick && let Ok(mut k) = self.kick.lock() {
+            k.insert(msg.msg_id.clone());
+        }
+    }
+
+    /// The result and the pass it allows, under a savepoint: `Some((kick, component))` when it
+    /// was written (`kick`: the driver has work after the commit — another deployment woken, or a
+    /// webhook to call; `component`: the component's id), `None` (nothing written) when the
+    /// deployment has no component running under that command or the pass could not commit, and
+    /// the plain path must be taken.
     async fn advance_inline(
         &self,
         txn: &DatabaseTransaction,
@@ -130,7 +139,7 @@ impl ResultHandler {
         action: &str,
         result: &ComponentResult,
         deployment_id: i64,
-    ) -> Result<Option<bool>, HandlerError> {
+    ) -> Result<Option<(bool, i64)>, HandlerError> {
         let sp = txn.begin().await?;
         let at = now();
         let passed = async {
@@ -148,6 +157,11 @@ impl ResultHandler {
             ) {
                 return Ok(None);
             }
+            let component = pass
+                .comps
+                .iter()
+                .find(|c| c.command_id.as_deref() == Some(result.command_id.as_str()))
+                .map_or(0, |c| c.id);
             let holder = if pass.dep.state == "CREATED" {
                 store::holder_before(&sp, &pass.dep.instance_key, deployment_id).await?
             } else {
@@ -158,13 +172,13 @@ impl ResultHandler {
             let next = if call.is_some() { Some(at) } else { pass.next_due() };
             let wakes = pass.commit(&sp, &self.outbox, &self.settings).await?;
             store::settle_wake(&sp, deployment_id, seq, next, at).await?;
-            Ok::<_, PassError>(Some(!wakes.is_empty() || call.is_some()))
+            Ok::<_, PassError>(Some((!wakes.is_empty() || call.is_some(), component)))
         }
         .await;
         match passed {
-            Ok(Some(kick)) => {
+            Ok(Some(done)) => {
                 sp.commit().await?;
-                Ok(Some(kick))
+                Ok(Some(done))
             }
             Ok(None) | Err(PassError::Conflict(_)) | Err(PassError::Corrupt { .. }) => {
                 sp.rollback().await?;

@@ -152,7 +152,11 @@ impl Service {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BusError> {
         let relay_stop = CancellationToken::new();
         let relay = tokio::spawn(
-            self.ctx.outbox.relay(self.engine_db.clone(), self.bus.clone()).run(relay_stop.clone()),
+            self.ctx
+                .outbox
+                .relay(self.engine_db.clone(), self.bus.clone())
+                .session_read_committed()
+                .run(relay_stop.clone()),
         );
         let driver_stop = shutdown.child_token();
         let driver = tokio::spawn(drive(

@@ -170,7 +170,7 @@ impl Outbox {
     pub fn relay(&self, db: DatabaseConnection, bus: Bus) -> Relay {
         // `sw.cmd.` for prefix `sw`: rows on these subjects are commands.
         let command_prefix = self.names.commands_wildcard().trim_end_matches('>').to_owned();
-        Relay { db, bus, wake: self.wake.clone(), command_prefix }
+        Relay { db, bus, wake: self.wake.clone(), command_prefix, session_read_committed: false }
     }
 }
 
@@ -182,6 +182,8 @@ pub struct Relay {
     wake: Arc<Notify>,
     /// Subjects starting with this are commands, published with the command content type.
     command_prefix: String,
+    /// The pool's sessions are READ COMMITTED already (no `SET TRANSACTION` before each pass).
+    session_read_committed: bool,
 }
 
 /// Why a relay pass stopped early.
@@ -196,6 +198,13 @@ pub enum RelayError {
 }
 
 impl Relay {
+    /// For a pool opened with `sw_db::connect_read_committed`: its passes need not set the
+    /// isolation level (a round trip each).
+    pub fn session_read_committed(mut self) -> Self {
+        self.session_read_committed = true;
+        self
+    }
+
     /// Publishes until `shutdown`, then makes one last pass so nothing committed stays behind.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
@@ -240,7 +249,8 @@ impl Relay {
         // READ COMMITTED: the locking read takes the selected rows only, not the gap after the last
         // one, so services adding events while this pass publishes never wait for it (under
         // REPEATABLE READ they did, and their inserts deadlocked with this pass's delete).
-        let txn = self.db.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await?;
+        let isolation = (!self.session_read_committed).then_some(IsolationLevel::ReadCommitted);
+        let txn = self.db.begin_with_config(isolation, None).await?;
         let rows = txn
             .query_all(Statement::from_sql_and_values(
                 DbBackend::MySql,
