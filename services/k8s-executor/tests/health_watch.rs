@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use common::{DEPLOYMENT, TestExecutor, apply, target, target_of, web};
 use serde_json::{Value, json};
-use sw_contracts::executor::{ComponentResult, Health, K8sDeleteCommand, ObjectRef};
+use sw_contracts::executor::{ComponentResult, Health, K8sDeleteCommand, ObjectRef, RenderedComponent};
 use sw_k8s_executor::health::{Assessment, TIMEOUT_REASON};
 use sw_k8s_executor::service::WatchSettings;
 use sw_k8s_executor::store::{NewWatch, SERVICE, Store, Upserted};
@@ -140,6 +140,45 @@ async fn degraded_is_reported_once_and_the_watch_goes_on_until_healthy() {
     x.set_status(DEPLOYMENT, rolled_out());
     let healthy = expect_event(&mut x, "executor.component.healthy").await;
     assert_eq!(healthy.command_id, "cmd-1");
+    x.no_more_events().await;
+    x.stop().await;
+}
+
+/// The instance's objects replaced by one ConfigMap (healthy as soon as it exists).
+fn settings_only() -> RenderedComponent {
+    RenderedComponent {
+        component_type: "K8S_MANIFESTS".into(),
+        component_name: "web".into(),
+        package_version: Some("1.0.1".into()),
+        workload: json!({ "manifests": [{
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": "web-settings" },
+            "data": { "level": "info" },
+        }] }),
+        traits: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn objects_healthy_as_applied_are_reported_healthy_with_applied_and_end_the_older_watch() {
+    // Watches are looked at once a minute: a `healthy` within the test's wait is not the watch's.
+    let slow = WatchSettings { poll: Duration::from_secs(60), ..settings() };
+    let mut x = TestExecutor::spawn_with(5, slow).await;
+    x.send_apply(&apply("cmd-1", 1, web(false))).await;
+    expect_event(&mut x, "executor.component.applied").await;
+    assert!(x.watch_of(&target()).await.is_some(), "a Deployment rolling out is watched");
+
+    x.send_apply(&apply("cmd-2", 2, settings_only())).await;
+    let applied = expect_event(&mut x, "executor.component.applied").await;
+    assert_eq!((applied.command_id.as_str(), applied.health), ("cmd-2", Health::Healthy), "{applied:?}");
+    // At once, not after a poll of a watch: there is none, and revision 1's ended.
+    let healthy = expect_event(&mut x, "executor.component.healthy").await;
+    assert_eq!((healthy.command_id.as_str(), healthy.revision), ("cmd-2", 2));
+    assert_eq!(healthy.health, Health::Healthy);
+    assert_eq!(healthy.objects, applied.objects);
+    assert!(x.watch_of(&target()).await.is_none(), "nothing is watched");
+    // Revision 1's Deployment (pruned) is never reported on, not even at its deadline.
     x.no_more_events().await;
     x.stop().await;
 }

@@ -34,6 +34,9 @@ const APPLIED: &str = "executor.component.applied";
 /// A command or a health watch failed (the watch: reason [`crate::health::TIMEOUT_REASON`]).
 pub(super) const FAILED: &str = "executor.component.failed";
 const DELETED: &str = "executor.component.deleted";
+/// The component's objects are healthy (reported by the health watch, or with `applied` when
+/// they were healthy as applied).
+pub(super) const HEALTHY: &str = "executor.component.healthy";
 
 /// Applies and deletes components as the commands say; see the module docs of [`super`].
 pub struct CommandHandler {
@@ -112,8 +115,14 @@ impl Handler for CommandHandler {
         let recorded = result.map_err(Step::into_handler_error)?;
         self.follow(txn, &recorded, deadline_secs).await.map_err(Step::into_handler_error)?;
         let subject = instance_key(&recorded.result.target);
-        let event = CloudEvent::new(EVENT_SERVICE, &recorded.event_type, Some(subject), &recorded.result);
-        self.outbox.enqueue(txn, &event).await?;
+        let event =
+            CloudEvent::new(EVENT_SERVICE, &recorded.event_type, Some(subject.clone()), &recorded.result);
+        let mut rows = vec![self.outbox.event_row(&event)?];
+        if healthy_as_applied(&recorded, deadline_secs) {
+            let healthy = CloudEvent::new(EVENT_SERVICE, HEALTHY, Some(subject), &recorded.result);
+            rows.push(self.outbox.event_row(&healthy)?);
+        }
+        self.outbox.insert(txn, rows).await?;
         Ok(())
     }
 
@@ -264,6 +273,10 @@ impl CommandHandler {
     ) -> Result<(), Step> {
         let r = &recorded.result;
         match (recorded.event_type.as_str(), deadline_secs) {
+            // Nothing to wait for; an older revision's watch ends too.
+            (APPLIED, Some(_)) if healthy_as_applied(recorded, deadline_secs) => {
+                self.store.remove_watch(txn, &r.target, &r.command_id, r.revision).await?;
+            }
             (APPLIED, Some(deadline_secs)) => {
                 let watch = NewWatch {
                     command_id: r.command_id.clone(),
@@ -506,6 +519,13 @@ impl CommandHandler {
         let r = &out.result;
         Ok(self.store.record_result(command_id, &r.target, r.revision, out.event_type, r).await?)
     }
+}
+
+/// An apply whose objects were healthy in the cluster's own answers (a ConfigMap, a Deployment with
+/// nothing to roll out): `healthy` is reported with `applied`, in its transaction, and no health
+/// watch is started — the watch's first look would have found the same, a poll later.
+fn healthy_as_applied(recorded: &Recorded, deadline_secs: Option<u64>) -> bool {
+    recorded.event_type == APPLIED && deadline_secs.is_some() && recorded.result.health == Health::Healthy
 }
 
 /// The command that last started work on the instance and may not have finished it.

@@ -35,12 +35,10 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::ClusterProvider;
-use super::handler::{EVENT_SERVICE, FAILED, instance_key};
+use super::handler::{EVENT_SERVICE, FAILED, HEALTHY, instance_key};
 use crate::health::{self, Assessment, Deadline, TIMEOUT_REASON, Verdict};
 use crate::store::{Store, StoreError, Watch};
 
-/// The component's objects became healthy.
-const HEALTHY: &str = "executor.component.healthy";
 /// The component's objects turned degraded; it is still watched.
 const DEGRADED: &str = "executor.component.degraded";
 
