@@ -547,7 +547,7 @@ impl Default for WorkflowConfig {
             // MariaDB, NATS and the executor): results and launches are database work whose round
             // trips wait for CPU there, so more at once finished no sooner and made each transaction
             // slower (engine's own time per step p99: results 1 → 19–30 ms, 2 → 45, 8 → 80;
-            // launches 1 → 19–25, 2 → 26–30, unbounded → 80). One result at a time also keeps a
+            // launches 1 → 19–25, 2 → 26–30). One result at a time also keeps a
             // component's `applied` and `healthy`, published together, from racing each other.
             launch_concurrency: 2,
             results_concurrency: 1,
