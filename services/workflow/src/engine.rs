@@ -1125,23 +1125,24 @@ pub fn command_id(deployment: i64, component: i64, attempt: i32) -> String {
     format!("wf-{deployment}-{component}-{attempt}")
 }
 
-/// The deployment named in a [`command_id`] (`None`: not one of ours).
-pub fn deployment_of_command(command_id: &str) -> Option<i64> {
+/// The deployment, component and attempt named in a [`command_id`] (`None`: not one of ours).
+pub fn parse_command_id(command_id: &str) -> Option<(i64, i64, i32)> {
     let mut parts = command_id.strip_prefix("wf-")?.split('-');
     let deployment = parts.next()?.parse().ok()?;
-    let numbers = parts.by_ref().take(2).filter(|p| p.parse::<i64>().is_ok()).count();
-    (numbers == 2 && parts.next().is_none()).then_some(deployment)
+    let component = parts.next()?.parse().ok()?;
+    let attempt = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((deployment, component, attempt))
 }
 
 #[cfg(test)]
 mod command_id_tests {
-    use super::{command_id, deployment_of_command};
+    use super::{command_id, parse_command_id};
 
     #[test]
-    fn the_deployment_is_read_back_from_its_command_ids_only() {
-        assert_eq!(deployment_of_command(&command_id(42, 7, 3)), Some(42));
+    fn a_command_id_is_read_back_and_nothing_else_is() {
+        assert_eq!(parse_command_id(&command_id(42, 7, 3)), Some((42, 7, 3)));
         for other in ["wf-42-task-7-1", "wf-42-7", "wf-42-7-3-1", "wf-x-7-3", "k8s-42-7-3", "", "wf-"] {
-            assert_eq!(deployment_of_command(other), None, "{other}");
+            assert_eq!(parse_command_id(other), None, "{other}");
         }
     }
 }

@@ -25,7 +25,7 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use sw_bus::CloudEvent;
 use sw_bus::consumer::{Delivery, Handler, HandlerError, async_trait};
 use sw_bus::outbox::Outbox;
-use sw_contracts::executor::ComponentResult;
+use sw_contracts::executor::{ComponentResult, Health};
 use sw_contracts::workflow::{self as wire, state_action};
 use tokio::sync::Notify;
 
@@ -99,10 +99,20 @@ impl ResultHandler {
         let action = ev.name().strip_prefix("executor.component.").unwrap_or_default().to_owned();
         let result: ComponentResult =
             serde_json::from_value(ev.data.clone()).map_err(HandlerError::permanent)?;
+        // `applied` with objects already healthy: the executor committed `healthy` with it, next in
+        // the stream, and that one moves the component through RUNNING to SUCCESS with the pass it
+        // allows — nothing to write for this one but its inbox row.
+        if action == "applied"
+            && result.health == Health::Healthy
+            && let Some((deployment, component, _)) = crate::engine::parse_command_id(&result.command_id)
+        {
+            timed(msg, deployment, component, false);
+            return Ok(());
+        }
         // A result that ends a component goes straight to the pass over its deployment (named in
         // the command id); the component is read alone only when that pass does not take it.
         if matches!(action.as_str(), "healthy" | "failed")
-            && let Some(deployment) = crate::engine::deployment_of_command(&result.command_id)
+            && let Some((deployment, _, _)) = crate::engine::parse_command_id(&result.command_id)
             && let Some((kick, component)) =
                 self.advance_inline(txn, &ev, &action, &result, deployment).await?
         {
