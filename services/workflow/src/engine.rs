@@ -385,18 +385,17 @@ impl Pass {
     // ---- executor results ----
 
     /// Applies the executor's result `action` (`applied`, `healthy`, `failed`, `degraded`) to the
-    /// component sent with `command_id`, as [`crate::results`] does on its own; false when no
-    /// component of this deployment takes it (another attempt's command, or it already ended).
+    /// component sent with `command_id`, as [`crate::results`] does on its own: the component's id
+    /// when it changed, `None` when no component of this deployment takes it (another attempt's
+    /// command, or it already ended).
     pub fn apply_result(
         &mut self,
         command_id: &str,
         action: &str,
         reason: Option<&str>,
         message: Option<String>,
-    ) -> bool {
-        let Some(i) = self.comps.iter().position(|c| c.command_id.as_deref() == Some(command_id)) else {
-            return false;
-        };
+    ) -> Option<i64> {
+        let i = self.comps.iter().position(|c| c.command_id.as_deref() == Some(command_id))?;
         let mut changed = false;
         for &trigger in result_triggers(action, reason) {
             let from = self.comp_state(i);
@@ -411,7 +410,7 @@ impl Pass {
             .then(|| reason.unwrap_or(action));
             changed |= self.comp_to(i, trigger, why, if why.is_some() { message.clone() } else { None });
         }
-        changed
+        changed.then_some(self.comps[i].id)
     }
 
     // ---- operator actions (the ops call these, then commit) ----

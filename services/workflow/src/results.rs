@@ -159,19 +159,14 @@ impl ResultHandler {
                 return Ok(None);
             };
             pass.traceparent = ev.traceparent.clone();
-            if !pass.apply_result(
+            let Some(component) = pass.apply_result(
                 &result.command_id,
                 action,
                 result.reason.as_deref(),
                 result.message.clone(),
-            ) {
+            ) else {
                 return Ok(None);
-            }
-            let component = pass
-                .comps
-                .iter()
-                .find(|c| c.command_id.as_deref() == Some(result.command_id.as_str()))
-                .map_or(0, |c| c.id);
+            };
             let holder = if pass.dep.state == "CREATED" {
                 store::holder_before(&sp, &pass.dep.instance_key, deployment_id).await?
             } else {
