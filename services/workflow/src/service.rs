@@ -109,7 +109,11 @@ pub async fn build(cfg: &Config, bus: Bus, verifier: Verifier) -> Result<Service
         webhooks_enabled: webhooks.is_some(),
         webhooks_private: wf.webhook_allow_private,
         engine: Arc::new(Notify::new()),
-        launches: tokio::sync::Semaphore::new(usize::try_from(wf.launch_concurrency).unwrap_or(4).max(1)),
+        launches: tokio::sync::Semaphore::new(
+            usize::try_from(wf.launch_concurrency)
+                .unwrap_or(usize::MAX)
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ),
     });
     let driver = DriverSettings {
         poll: Duration::from_millis(wf.poll_ms),
