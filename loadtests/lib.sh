@@ -4,6 +4,10 @@
 #   bench_init NAME            dies with "NAME: ..." messages; ensures infra, loads its env, builds
 #                              the release binaries, exports SREWORKS_* for an isolated run
 #                              ($run_id, $ADMIN_PW, $BIN)
+# BENCH_BIN=DIR runs the `sreworks` and bench binaries already in DIR instead of building: to
+# compare two builds run after run on the same machine (copy each build's target/release/sreworks
+# and target/release/<bench> to its own directory, then alternate), since this VM's speed drifts
+# by ~30 % over an hour and runs far apart do not compare.
 #   bench_wait_ready PORT LOG.. waits for /readyz (10 s), printing the logs on failure
 #   bench_token PORT            prints an admin access token
 # Processes whose pids are added to the `pids` array are stopped on exit, and the run's
@@ -22,9 +26,15 @@ bench_init() {
   for f in .local/secrets.env .local/run/infra.env; do
     if [ -f "$f" ]; then set -a; . "$f"; set +a; fi
   done
-  echo "building release binaries..."
-  cargo build --release -q -p sreworks -p sw-loadtests
-  BIN=$CARGO_TARGET_DIR/release
+  if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$BENCH_BIN
+    [ -x "$BIN/sreworks" ] || die "BENCH_BIN=$BIN has no sreworks binary"
+    echo "using the binaries in $BIN (not building)"
+  else
+    echo "building release binaries..."
+    cargo build --release -q -p sreworks -p sw-loadtests
+    BIN=$CARGO_TARGET_DIR/release
+  fi
   run_id="b$(od -An -N5 -tx1 /dev/urandom | tr -d ' \n')"
   export SREWORKS_NATS__PREFIX=$run_id
   export SREWORKS_DATABASE__NAME_PREFIX="${run_id}_"
