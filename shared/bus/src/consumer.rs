@@ -6,7 +6,9 @@
 //! 1. The durable pull consumer `cfg.durable` on `cfg.stream` is created or updated (explicit ack,
 //!    `ack_wait` as the lease after which the server redelivers an unanswered message). It pulls
 //!    as many messages as it has free slots (`concurrency`), so none waits in a client buffer.
-//! 2. Each message opens a transaction and inserts `(consumer, msg_id)` into `sw_inbox`. The id is
+//! 2. A message the handler says has no effect ([`Handler::wants`] is false) is acked at once,
+//!    without a transaction or an inbox row: applying nothing twice is harmless.
+//!    Every other message opens a transaction and inserts `(consumer, msg_id)` into `sw_inbox`. The id is
 //!    the `Nats-Msg-Id` header (the publisher's id, so a copy republished after the duplicate
 //!    window is recognised too), else `seq:<stream sequence>`. A duplicate key means an earlier
 //!    delivery already committed: roll back, ack, done.
@@ -85,6 +87,8 @@ enum Counter {
     Processed,
     /// Deliveries of messages already processed (acked without running the handler).
     Duplicates,
+    /// Messages acked without a transaction: no effect to apply ([`Handler::wants`]).
+    Unwanted,
     /// Naks: handler asked for a retry, or the database was unavailable.
     Retries,
     /// Messages moved to the dead-letter subject.
@@ -96,6 +100,7 @@ impl Counter {
         match self {
             Self::Processed => "sw_consumer_processed_total",
             Self::Duplicates => "sw_consumer_duplicates_total",
+            Self::Unwanted => "sw_consumer_unwanted_total",
             Self::Retries => "sw_consumer_retries_total",
             Self::DeadLettered => "sw_consumer_dead_lettered_total",
         }
@@ -141,6 +146,13 @@ pub trait Handler: Send + Sync + 'static {
     /// `Err(Retry)` to roll back and nak with backoff, `Err(Permanent)` to dead-letter at once.
     async fn handle(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError>;
 
+    /// Whether `msg` has an effect to apply. `false` acks it at once, with no transaction and no
+    /// inbox row: only for messages that change nothing (a redelivery of one is harmless). Keep it
+    /// cheap and free of I/O. Default: every message has an effect.
+    fn wants(&self, _msg: &Delivery) -> bool {
+        true
+    }
+
     /// Called once the effect of `msg` committed (before the ack), for work that must not start
     /// before it is visible to others, such as waking a worker that reads it. Default: nothing.
     async fn committed(&self, _msg: &Delivery) {}
@@ -165,6 +177,8 @@ pub enum Outcome {
     Committed,
     /// An earlier delivery already committed; nothing was done.
     Duplicate,
+    /// The handler said the message has no effect ([`Handler::wants`]); nothing was done.
+    Unwanted,
     /// The handler refused; everything was rolled back.
     Failed(HandlerError),
     /// The database failed around the handler; nothing is known to have committed.
@@ -182,7 +196,11 @@ pub async fn apply(
     deadline: Duration,
 ) -> Outcome {
     let started = std::time::Instant::now();
-    let outcome = apply_once(db, consumer, handler, msg, deadline).await;
+    let outcome = if handler.wants(msg) {
+        apply_once(db, consumer, handler, msg, deadline).await
+    } else {
+        Outcome::Unwanted
+    };
     let seconds = started.elapsed().as_secs_f64();
     metrics::histogram!(HANDLE_SECONDS, "consumer" => consumer.to_owned()).record(seconds);
     // Per message, for a benchmark that attributes the time to what the message was about.
@@ -411,6 +429,10 @@ impl Worker {
             Outcome::Committed => {
                 Counter::Processed.inc(consumer);
                 self.handler.committed(&delivery).await;
+                self.confirm_ack(&msg, msg_id).await;
+            }
+            Outcome::Unwanted => {
+                Counter::Unwanted.inc(consumer);
                 self.confirm_ack(&msg, msg_id).await;
             }
             Outcome::Duplicate => {

@@ -93,6 +93,37 @@ async fn a_delivery_whose_ack_was_lost_applies_once() {
 }
 
 #[tokio::test]
+async fn a_message_without_effect_is_acked_without_a_transaction() {
+    let fx = Fixture::new(Duration::from_secs(120)).await;
+    fx.publish("orders.created", Some("order-1"), "skip: nothing to do").await;
+    fx.publish("orders.created", Some("order-2"), "body-2").await;
+    let handler = Recorder::new(Mode::Succeed);
+    let (stop, task) = fx.start(fx.config("orders"), handler.clone()).await;
+    fx.eventually("both acked", || async {
+        let i = fx.info("orders").await;
+        i.num_ack_pending == 0 && i.num_pending == 0 && i.ack_floor.stream_sequence == 2
+    })
+    .await;
+    assert_eq!(handler.attempts(), 1, "the handler runs only for the message with an effect");
+    assert_eq!(fx.bodies().await, vec!["body-2".to_owned()]);
+    assert_eq!(fx.inbox("orders").await, 1, "no inbox row for the message without effect");
+    // The same path for a delivery applied directly.
+    let d = Delivery {
+        subject: fx.subject("orders.created"),
+        msg_id: "order-3".into(),
+        payload: "skip again".into(),
+        headers: Default::default(),
+        delivered: 1,
+    };
+    assert!(matches!(apply(&fx.db, "orders", handler.as_ref(), &d, WAIT).await, Outcome::Unwanted));
+    assert_eq!(handler.attempts(), 1);
+    assert_eq!(fx.inbox("orders").await, 1);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    fx.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_copy_republished_after_the_duplicate_window_applies_once() {
     // A tiny duplicate window lets the same Nats-Msg-Id be stored twice, as after a long outage.
     let fx = Fixture::new(ms(100)).await;
@@ -442,6 +473,11 @@ impl Recorder {
 
 #[async_trait]
 impl Handler for Recorder {
+    /// A message whose body starts with `skip` has no effect.
+    fn wants(&self, msg: &Delivery) -> bool {
+        !msg.payload.starts_with(b"skip")
+    }
+
     async fn handle(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError> {
         let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         txn.execute(Statement::from_sql_and_values(
