@@ -160,8 +160,7 @@ impl Pass {
         now: DateTime<Utc>,
     ) -> Result<Self, PassError> {
         let id = dep.id;
-        let tasks = store::tasks(conn, id).await?;
-        let comps = store::components(conn, id).await?;
+        let (tasks, comps) = store::tasks_and_components(conn, id).await?;
         let plan: Plan = serde_json::from_str(&dep.plan)
             .map_err(|e| PassError::Corrupt { id, message: format!("plan: {e}") })?;
         Ok(Self::new(dep, tasks, comps, plan, now))
@@ -974,17 +973,18 @@ impl Pass {
         for (i, from, slot) in std::mem::take(&mut self.issue) {
             rows.push(self.prepare_command(txn, i, from, slot, outbox, settings).await?);
         }
-        for &i in &self.dirty_comps {
-            let (old_state, old_attempt) = &self.loaded_comps[i];
-            if !store::save_component(txn, &self.comps[i], old_state, *old_attempt).await? {
-                return Err(PassError::Conflict(id));
-            }
+        let changed: Vec<_> = self
+            .dirty_comps
+            .iter()
+            .map(|&i| (&self.comps[i], self.loaded_comps[i].0.as_str(), self.loaded_comps[i].1))
+            .collect();
+        if !store::save_components(txn, &changed).await? {
+            return Err(PassError::Conflict(id));
         }
         let rollback_to =
             if self.rollback { crate::rollback::start(txn, &self, outbox).await? } else { None };
-        for i in &self.dirty_tasks {
-            store::save_task(txn, &self.tasks[*i]).await?;
-        }
+        let tasks: Vec<_> = self.dirty_tasks.iter().map(|&i| &self.tasks[i]).collect();
+        store::save_tasks(txn, &tasks).await?;
         if self.changed() {
             self.dep.updated_at = self.now;
             if !store::save_deployment(txn, &self.dep, self.loaded_version).await? {

@@ -167,6 +167,41 @@ pub async fn components<C: ConnectionTrait>(
     .await
 }
 
+/// The tasks (by step) and components (by task and unit) of a deployment in one statement, as
+/// [`tasks`] and [`components`] read them: a pass reads both, and this saves it a round trip.
+pub async fn tasks_and_components<C: ConnectionTrait>(
+    conn: &C,
+    deployment_id: i64,
+) -> Result<(Vec<TaskRow>, Vec<ComponentRow>), DbErr> {
+    let rows = conn
+        .query_all(stmt(
+            "SELECT t.*, c.id AS c_id, c.deployment_id AS c_deployment_id, c.task_id AS c_task_id,
+                c.unit_index AS c_unit_index, c.component_type AS c_component_type,
+                c.component_name AS c_component_name, c.component_instance AS c_component_instance,
+                c.cluster_id AS c_cluster_id, c.namespace_id AS c_namespace_id, c.stage_id AS c_stage_id,
+                c.state AS c_state, c.revision AS c_revision, c.attempt AS c_attempt,
+                c.command_id AS c_command_id, c.reason AS c_reason, c.message AS c_message,
+                c.skip_reason AS c_skip_reason, c.updated_at AS c_updated_at
+             FROM workflow_task t LEFT JOIN deploy_component c ON c.task_id = t.id
+             WHERE t.deployment_id = ? ORDER BY t.step_index, t.id, c.unit_index",
+            vec![deployment_id.into()],
+        ))
+        .await?;
+    let mut tasks: Vec<TaskRow> = Vec::new();
+    let mut comps = Vec::new();
+    for row in &rows {
+        let task_id: i64 = row.try_get("", "id")?;
+        if tasks.last().is_none_or(|t| t.id != task_id) {
+            tasks.push(TaskRow::from_query_result(row, "")?);
+        }
+        // A task without components (suspend, webhook…) comes once, with NULLs on the right.
+        if row.try_get::<Option<i64>>("", "c_id")?.is_some() {
+            comps.push(ComponentRow::from_query_result(row, "c_")?);
+        }
+    }
+    Ok((tasks, comps))
+}
+
 /// The component sent as `command_id`, with its deployment's app and app instance (for its
 /// events), read in one statement.
 pub async fn component_by_command<C: ConnectionTrait>(
@@ -411,6 +446,95 @@ pub async fn insert_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<i6
     Ok(r.last_insert_id() as i64)
 }
 
+/// [`save_task`] for several tasks in one statement (one round trip however many changed).
+pub async fn save_tasks<C: ConnectionTrait>(conn: &C, tasks: &[&TaskRow]) -> Result<(), DbErr> {
+    match tasks {
+        [] => Ok(()),
+        [t] => save_task(conn, t).await,
+        _ => {
+            let rows = tasks
+                .iter()
+                .map(|t| {
+                    let set = vec![
+                        t.state.clone().into(),
+                        t.reason.clone().into(),
+                        t.message.clone().into(),
+                        t.attempt.into(),
+                        t.calls.into(),
+                        t.inputs.clone().into(),
+                        t.context_snapshot.clone().into(),
+                        t.started_at.into(),
+                        t.finished_at.into(),
+                        t.deadline_at.into(),
+                        t.due_at.into(),
+                        t.updated_at.into(),
+                    ];
+                    (t.id, set, Vec::new())
+                })
+                .collect();
+            conn.execute(update_by_id("workflow_task", TASK_SET, "", rows)).await?;
+            Ok(())
+        }
+    }
+}
+
+/// The columns [`save_task`] and [`save_tasks`] write.
+const TASK_SET: &[&str] = &[
+    "state",
+    "reason",
+    "message",
+    "attempt",
+    "calls",
+    "inputs",
+    "context_snapshot",
+    "started_at",
+    "finished_at",
+    "deadline_at",
+    "due_at",
+    "updated_at",
+];
+
+/// One `UPDATE` of several rows of `table` by id: each column in `set` takes its row's value
+/// (`CASE id WHEN … THEN … END`), and a row is matched when its id matches and, when `guard` is
+/// not empty, that condition holds with its row's values (e.g. `state = ? AND attempt = ?`).
+/// `rows`: (id, values of `set`, values of `guard`). The connection reports rows matched, so
+/// `rows_affected` tells how many guards held.
+fn update_by_id(
+    table: &str,
+    set: &[&str],
+    guard: &str,
+    rows: Vec<(i64, Vec<Value>, Vec<Value>)>,
+) -> Statement {
+    let mut sql = format!("UPDATE {table} SET ");
+    let mut values = Vec::new();
+    for (i, col) in set.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("{col} = CASE id"));
+        for (id, vals, _) in &rows {
+            sql.push_str(" WHEN ? THEN ?");
+            values.push((*id).into());
+            values.push(vals[i].clone());
+        }
+        sql.push_str(" END");
+    }
+    sql.push_str(" WHERE ");
+    for (i, (id, _, guard_values)) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        if guard.is_empty() {
+            sql.push_str("id = ?");
+        } else {
+            sql.push_str(&format!("(id = ? AND {guard})"));
+        }
+        values.push((*id).into());
+        values.extend(guard_values.iter().cloned());
+    }
+    stmt(&sql, values)
+}
+
 /// Writes a task's mutable columns (guarded by the deployment's compare-and-swap in the same
 /// transaction).
 pub async fn save_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<(), DbErr> {
@@ -468,6 +592,41 @@ pub async fn insert_component<C: ConnectionTrait>(conn: &C, c: &ComponentRow) ->
         ))
         .await?;
     Ok(r.last_insert_id() as i64)
+}
+
+/// [`save_component`] for several components in one statement, each `(row, expected state,
+/// expected attempt)`. True when every one still had its expected state and attempt; otherwise
+/// some rows may have changed and the caller must roll the transaction back.
+pub async fn save_components<C: ConnectionTrait>(
+    conn: &C,
+    comps: &[(&ComponentRow, &str, i32)],
+) -> Result<bool, DbErr> {
+    match comps {
+        [] => Ok(true),
+        [(c, state, attempt)] => save_component(conn, c, state, *attempt).await,
+        _ => {
+            let rows = comps
+                .iter()
+                .map(|(c, state, attempt)| {
+                    let set = vec![
+                        c.state.clone().into(),
+                        c.revision.into(),
+                        c.attempt.into(),
+                        c.command_id.clone().into(),
+                        c.reason.clone().into(),
+                        c.message.clone().into(),
+                        c.updated_at.into(),
+                    ];
+                    (c.id, set, vec![(*state).into(), (*attempt).into()])
+                })
+                .collect();
+            let set = ["state", "revision", "attempt", "command_id", "reason", "message", "updated_at"];
+            let r = conn
+                .execute(update_by_id("deploy_component", &set, "state = ? AND attempt = ?", rows))
+                .await?;
+            Ok(r.rows_affected() == comps.len() as u64)
+        }
+    }
 }
 
 /// Writes a component's mutable columns if it is still in `(state, attempt)`. False when an
@@ -725,6 +884,117 @@ mod tests {
         let txn = super::begin(&plain).await.expect("begin");
         assert_eq!(isolation(&txn).await, "REPEATABLE-READ", "the server default is what a plain pool gets");
         txn.rollback().await.expect("rollback");
+        env.cleanup().await;
+    }
+
+    fn task(deployment_id: i64, step_index: i32, task_type: &str) -> super::TaskRow {
+        super::TaskRow {
+            id: 0,
+            deployment_id,
+            step_index,
+            name: Some(format!("step-{step_index}")),
+            task_type: task_type.into(),
+            state: "PENDING".into(),
+            reason: None,
+            message: None,
+            attempt: 0,
+            calls: 0,
+            inputs: Some("{}".into()),
+            context_snapshot: None,
+            started_at: None,
+            finished_at: None,
+            deadline_at: None,
+            due_at: None,
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn component(deployment_id: i64, task_id: i64, unit_index: i32) -> super::ComponentRow {
+        super::ComponentRow {
+            id: 0,
+            deployment_id,
+            task_id,
+            unit_index,
+            component_type: "K8S_MANIFESTS".into(),
+            component_name: format!("c{unit_index}"),
+            component_instance: format!("c{unit_index}"),
+            cluster_id: "emu".into(),
+            namespace_id: "default".into(),
+            stage_id: None,
+            state: "CREATED".into(),
+            revision: None,
+            attempt: 0,
+            command_id: None,
+            reason: None,
+            message: None,
+            skip_reason: None,
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    /// The one-statement read gives what the two separate reads give (a task without components
+    /// included), and the batched writes change every row or, when a guard fails, report it.
+    #[tokio::test]
+    async fn tasks_and_components_read_and_save_in_one_statement_each() {
+        use sea_orm::TransactionTrait;
+        let env = TestEnv::new();
+        let cfg = env.cfg.database.clone();
+        let db = sw_db::connect_read_committed(&cfg, super::SERVICE).await.expect("pool");
+        sw_db::migrate::<crate::migration::Migrator>(&db, &sw_db::database_name(&cfg, super::SERVICE))
+            .await
+            .expect("migrate");
+        // Deployment 7: a deploy step with two components, a suspend step, a step with one.
+        // Deployment 8 (noise): one step with one component.
+        let mut ids = Vec::new();
+        for (dep, step, kind, units) in
+            [(7, 0, "deploy", 2), (7, 1, "suspend", 0), (8, 0, "deploy", 1), (7, 2, "apply-components", 1)]
+        {
+            let t = super::insert_task(&db, &task(dep, step, kind)).await.expect("task");
+            for u in (0..units).rev() {
+                super::insert_component(&db, &component(dep, t, u)).await.expect("component");
+            }
+            ids.push(t);
+        }
+        let (tasks, comps) = super::tasks_and_components(&db, 7).await.expect("read");
+        assert_eq!(tasks, super::tasks(&db, 7).await.expect("tasks"));
+        assert_eq!(comps, super::components(&db, 7).await.expect("components"));
+        assert_eq!(tasks.iter().map(|t| t.step_index).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            comps.iter().map(|c| (c.task_id, c.unit_index)).collect::<Vec<_>>(),
+            vec![(ids[0], 0), (ids[0], 1), (ids[3], 0)]
+        );
+
+        // Tasks: two rows in one statement.
+        let mut changed = tasks.clone();
+        changed[0].state = "SUCCESS".into();
+        changed[2].state = "RUNNING".into();
+        changed[2].message = Some("it's \\ 'quoted'".into());
+        super::save_tasks(&db, &[&changed[0], &changed[2]]).await.expect("save tasks");
+        assert_eq!(super::tasks(&db, 7).await.expect("tasks"), changed);
+
+        // Components: every guard holds → all written; one guard fails → false, rolled back.
+        let mut c = comps.clone();
+        c[0].state = "SUCCESS".into();
+        c[2].state = "PROCESSING".into();
+        c[2].revision = Some(3);
+        let txn = db.begin().await.expect("begin");
+        assert!(
+            super::save_components(&txn, &[(&c[0], "CREATED", 0), (&c[2], "CREATED", 0)])
+                .await
+                .expect("save")
+        );
+        txn.commit().await.expect("commit");
+        assert_eq!(super::components(&db, 7).await.expect("components"), c);
+        let mut stale = c.clone();
+        stale[1].state = "PROCESSING".into();
+        stale[2].state = "SUCCESS".into();
+        let txn = db.begin().await.expect("begin");
+        let held = super::save_components(&txn, &[(&stale[1], "CREATED", 0), (&stale[2], "CREATED", 0)])
+            .await
+            .expect("save");
+        assert!(!held, "component {} is no longer CREATED", c[2].id);
+        txn.rollback().await.expect("rollback");
+        assert_eq!(super::components(&db, 7).await.expect("components"), c);
         env.cleanup().await;
     }
 }
