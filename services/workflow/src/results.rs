@@ -9,19 +9,24 @@
 //! send are acked and ignored.
 //!
 //! A result that ends its component is what the deployment was waiting for, so the handler runs the
-//! engine's pass right there, in the message's transaction (under a savepoint): the component's
-//! change, the next step's commands, every event and the wake-up row commit together with the
-//! message's inbox row, and the step goes on without a second transaction, a wake-up and a claim by
-//! the driver. When that pass cannot commit (another writer changed the deployment first, or a lock
-//! wait) it is rolled back to the savepoint and the handler does the plain part only — the
-//! component's change and its event — and marks the deployment due for the driver, as it does for
-//! results that do not end a component. Either way the change commits with the inbox row (see
-//! [`sw_bus::consumer`]).
+//! engine's pass right there, in the message's transaction: the component's change, the next
+//! step's commands, every event and the wake-up row commit together with the message's inbox row,
+//! and the step goes on without a second transaction, a wake-up and a claim by the driver. When the
+//! deployment's rows cannot make that pass (nothing is written then), the handler does the plain
+//! part only — the component's change and its event — and marks the deployment due for the driver,
+//! as it does for results that do not end a component. When the pass's writes fail (another writer
+//! changed the deployment first, a lock wait) the message is rolled back and retried, and a
+//! redelivered result always takes the plain path. Either way the change commits with the inbox
+//! row (see [`sw_bus::consumer`]).
+//!
+//! An `applied` whose objects were already healthy is acked without a transaction
+//! ([`sw_bus::consumer::Handler::wants`]): the `healthy` the executor committed with it does both
+//! transitions.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 use sw_bus::CloudEvent;
 use sw_bus::consumer::{Delivery, Handler, HandlerError, async_trait};
 use sw_bus::outbox::Outbox;
@@ -82,6 +87,15 @@ impl Handler for ResultHandler {
         handled
     }
 
+    /// An `applied` whose objects were already healthy changes nothing here: the executor
+    /// committed `healthy` with it, next in the stream, and that one moves the component through
+    /// RUNNING to SUCCESS with the pass it allows. It is acked without a transaction.
+    fn wants(&self, msg: &Delivery) -> bool {
+        let Some((deployment, component)) = applied_healthy(&msg.payload) else { return true };
+        timed(msg, deployment, component, false);
+        false
+    }
+
     /// The component's change and its events are visible now: the relay publishes them, and the
     /// engine looks at once when the deployment was left due.
     async fn committed(&self, msg: &Delivery) {
@@ -99,19 +113,11 @@ impl ResultHandler {
         let action = ev.name().strip_prefix("executor.component.").unwrap_or_default().to_owned();
         let result: ComponentResult =
             serde_json::from_value(ev.data.clone()).map_err(HandlerError::permanent)?;
-        // `applied` with objects already healthy: the executor committed `healthy` with it, next in
-        // the stream, and that one moves the component through RUNNING to SUCCESS with the pass it
-        // allows — nothing to write for this one but its inbox row.
-        if action == "applied"
-            && result.health == Health::Healthy
-            && let Some((deployment, component, _)) = crate::engine::parse_command_id(&result.command_id)
-        {
-            timed(msg, deployment, component, false);
-            return Ok(());
-        }
         // A result that ends a component goes straight to the pass over its deployment (named in
-        // the command id); the component is read alone only when that pass does not take it.
+        // the command id); the component is read alone only when that pass does not take it. A
+        // redelivered result takes the plain path: its first delivery's pass may be what failed.
         if matches!(action.as_str(), "healthy" | "failed")
+            && msg.delivered == 1
             && let Some((deployment, _, _)) = crate::engine::parse_command_id(&result.command_id)
             && let Some((kick, component)) =
                 self.advance_inline(txn, &ev, &action, &result, deployment).await?
@@ -137,11 +143,16 @@ impl ResultHandler {
         }
     }
 
-    /// The result and the pass it allows, under a savepoint: `Some((kick, component))` when it
-    /// was written (`kick`: the driver has work after the commit — another deployment woken, or a
-    /// webhook to call; `component`: the component's id), `None` (nothing written) when the
-    /// deployment has no component running under that command or the pass could not commit, and
-    /// the plain path must be taken.
+    /// The result and the pass it allows: `Some((kick, component))` when it was written (`kick`:
+    /// the driver has work after the commit — another deployment woken, or a webhook to call;
+    /// `component`: the component's id), `None` (nothing written) when the deployment has no
+    /// component running under that command or its rows cannot make a pass, and the plain path
+    /// must be taken.
+    ///
+    /// Everything up to the pass's writes only reads, so what fails there leaves the transaction
+    /// as it was. There is no savepoint around the writes (it would cost two round trips on every
+    /// result): should they fail — another writer changed the deployment first, a lock wait — the
+    /// message is retried, and its next delivery takes the plain path.
     async fn advance_inline(
         &self,
         txn: &DatabaseTransaction,
@@ -150,52 +161,39 @@ impl ResultHandler {
         result: &ComponentResult,
         deployment_id: i64,
     ) -> Result<Option<(bool, i64)>, HandlerError> {
-        let sp = txn.begin().await?;
         let at = now();
-        let passed = async {
-            // `seq` is read with the deployment: a wake-up written after it moves `seq`, and the
-            // row stays.
-            let Some((mut pass, seq)) = Pass::load_with_wake(&sp, deployment_id, at).await? else {
-                return Ok(None);
-            };
-            pass.traceparent = ev.traceparent.clone();
-            let Some(component) = pass.apply_result(
-                &result.command_id,
-                action,
-                result.reason.as_deref(),
-                result.message.clone(),
-            ) else {
-                return Ok(None);
-            };
-            let holder = if pass.dep.state == "CREATED" {
-                store::holder_before(&sp, &pass.dep.instance_key, deployment_id).await?
-            } else {
-                None
-            };
-            let call = pass.advance(&self.settings, holder);
-            // A webhook step is called by the driver: leave the deployment due now.
-            let next = if call.is_some() { Some(at) } else { pass.next_due() };
-            let wakes = pass.commit(&sp, &self.outbox, &self.settings).await?;
-            store::settle_wake(&sp, deployment_id, seq, next, at).await?;
-            Ok::<_, PassError>(Some((!wakes.is_empty() || call.is_some(), component)))
+        // `seq` is read with the deployment: a wake-up written after it moves `seq`, and the row
+        // stays.
+        let (mut pass, seq) = match Pass::load_with_wake(txn, deployment_id, at).await {
+            Ok(Some(loaded)) => loaded,
+            Ok(None) | Err(PassError::Conflict(_)) | Err(PassError::Corrupt { .. }) => return Ok(None),
+            Err(PassError::Db(e)) => return Err(e.into()),
+        };
+        pass.traceparent = ev.traceparent.clone();
+        let Some(component) =
+            pass.apply_result(&result.command_id, action, result.reason.as_deref(), result.message.clone())
+        else {
+            return Ok(None);
+        };
+        let holder = if pass.dep.state == "CREATED" {
+            store::holder_before(txn, &pass.dep.instance_key, deployment_id).await?
+        } else {
+            None
+        };
+        let call = pass.advance(&self.settings, holder);
+        // A webhook step is called by the driver: leave the deployment due now.
+        let next = if call.is_some() { Some(at) } else { pass.next_due() };
+        let written = async {
+            let wakes = pass.commit(txn, &self.outbox, &self.settings).await?;
+            store::settle_wake(txn, deployment_id, seq, next, at).await?;
+            Ok::<_, PassError>(wakes)
         }
         .await;
-        match passed {
-            Ok(Some(done)) => {
-                sp.commit().await?;
-                Ok(Some(done))
-            }
-            Ok(None) | Err(PassError::Conflict(_)) | Err(PassError::Corrupt { .. }) => {
-                sp.rollback().await?;
-                Ok(None)
-            }
-            Err(PassError::Db(e)) if sw_db::is_lock_conflict(&e) => {
-                // A deadlock rolled the whole transaction back, and this fails: the message is
-                // retried. A lock wait timeout undid only its statement.
-                sp.rollback().await?;
-                Ok(None)
-            }
-            Err(PassError::Db(e)) => Err(e.into()),
+        match written {
+            Ok(wakes) => Ok(Some((!wakes.is_empty() || call.is_some(), component))),
+            Err(e) => Err(HandlerError::retry(format!(
+                "the pass over deployment {deployment_id} did not commit ({e}); the result is retried alone"
+            ))),
         }
     }
 
@@ -263,4 +261,16 @@ impl ResultHandler {
         }
         Ok(ended)
     }
+}
+
+/// The deployment and component of an `executor.component.applied` event whose objects were
+/// already healthy (`None` for any other message, or one not about a command of this service).
+fn applied_healthy(payload: &[u8]) -> Option<(i64, i64)> {
+    let ev: CloudEvent = serde_json::from_slice(payload).ok()?;
+    if ev.name() != "executor.component.applied" {
+        return None;
+    }
+    let result: ComponentResult = serde_json::from_value(ev.data).ok()?;
+    let (deployment, component, _) = crate::engine::parse_command_id(&result.command_id)?;
+    (result.health == Health::Healthy).then_some((deployment, component))
 }

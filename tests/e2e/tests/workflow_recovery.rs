@@ -364,6 +364,58 @@ async fn a_result_whose_pass_cannot_commit_is_applied_alone_and_the_driver_finis
     w.suite.stop().await.unwrap();
 }
 
+/// The pass inside a `healthy` result runs without a savepoint: when its writes fail after some of
+/// them went through (here a trigger refuses the deployment's update to SUCCESS, after the
+/// component and task were written), the whole message rolls back and is retried, and the
+/// redelivery applies the result alone. Nothing of the failed pass may remain: one
+/// `component.succeeded`, and the driver finishes once the database takes the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_whose_pass_fails_midway_is_retried_alone_and_nothing_of_the_pass_remains() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let mut w = World::start(env()).await.unwrap();
+    let id = launch(&w, &launch_file("")).await;
+    let running = w.wait_component(id, "health", "RUNNING").await.unwrap();
+    let command = health(&running, None)["commandId"].as_str().unwrap().to_owned();
+    let db = w.suite.env.db("workflow").await;
+    let sql = |q: &str| Statement::from_sql_and_values(DbBackend::MySql, q, [(id as i64).into()]);
+    db.execute_unprepared(&format!(
+        "CREATE TRIGGER refuse_success_{id} BEFORE UPDATE ON deployment FOR EACH ROW \
+         IF NEW.id = {id} AND NEW.state = 'SUCCESS' THEN \
+           SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; \
+         END IF"
+    ))
+    .await
+    .unwrap();
+
+    roll_out(&w).await;
+    executor_healthy(&mut w, &command).await;
+    let applied =
+        w.wait_for(id, "health succeeded alone", |d| health(d, None)["state"] == "SUCCESS").await.unwrap();
+    assert_eq!(
+        applied["state"], "WAITING",
+        "the deployment cannot end while the trigger refuses: {applied:#}"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let names = w.events_of(id, Duration::from_millis(300)).await;
+    let succeeded = names.iter().filter(|n| *n == "deployment.component.succeeded").count();
+    assert_eq!(succeeded, 1, "the failed pass left nothing behind: {names:?}");
+    let due = db
+        .query_one(sql("SELECT COUNT(*) AS n FROM wake WHERE deployment_id = ?"))
+        .await
+        .unwrap()
+        .map(|r| r.try_get::<i64>("", "n").unwrap());
+    assert_eq!(due, Some(1), "the deployment must stay on the wake-up list");
+
+    db.execute_unprepared(&format!("DROP TRIGGER refuse_success_{id}")).await.unwrap();
+    let done = w.wait_state(id, "SUCCESS").await.unwrap();
+    assert_eq!(health(&done, None)["state"], "SUCCESS", "{done:#}");
+    let names = w.events_of(id, Duration::from_millis(500)).await;
+    let succeeded = names.iter().filter(|n| *n == "deployment.component.succeeded").count();
+    assert_eq!(succeeded, 1, "one component.succeeded event: {names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("deployment.app.succeeded"), "{names:?}");
+    w.suite.stop().await.unwrap();
+}
+
 const THREE_STEPS: &str = "    - type: deploy\n      name: first\n    - type: suspend\n      name: hold\n    - type: deploy\n      name: second\n";
 
 /// Runs the three-step workflow of deployment `id` (whose health revisions so far are `base`)
