@@ -428,19 +428,10 @@ pub async fn insert_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<i6
                 t.step_index.into(),
                 t.name.clone().into(),
                 t.task_type.clone().into(),
-                t.state.clone().into(),
-                t.reason.clone().into(),
-                t.message.clone().into(),
-                t.attempt.into(),
-                t.calls.into(),
-                t.inputs.clone().into(),
-                t.context_snapshot.clone().into(),
-                t.started_at.into(),
-                t.finished_at.into(),
-                t.deadline_at.into(),
-                t.due_at.into(),
-                t.updated_at.into(),
-            ],
+            ]
+            .into_iter()
+            .chain(task_values(t))
+            .collect(),
         ))
         .await?;
     Ok(r.last_insert_id() as i64)
@@ -452,26 +443,7 @@ pub async fn save_tasks<C: ConnectionTrait>(conn: &C, tasks: &[&TaskRow]) -> Res
         [] => Ok(()),
         [t] => save_task(conn, t).await,
         _ => {
-            let rows = tasks
-                .iter()
-                .map(|t| {
-                    let set = vec![
-                        t.state.clone().into(),
-                        t.reason.clone().into(),
-                        t.message.clone().into(),
-                        t.attempt.into(),
-                        t.calls.into(),
-                        t.inputs.clone().into(),
-                        t.context_snapshot.clone().into(),
-                        t.started_at.into(),
-                        t.finished_at.into(),
-                        t.deadline_at.into(),
-                        t.due_at.into(),
-                        t.updated_at.into(),
-                    ];
-                    (t.id, set, Vec::new())
-                })
-                .collect();
+            let rows = tasks.iter().map(|t| (t.id, task_values(t), Vec::new())).collect();
             conn.execute(update_by_id("workflow_task", TASK_SET, "", rows)).await?;
             Ok(())
         }
@@ -538,28 +510,34 @@ fn update_by_id(
 /// Writes a task's mutable columns (guarded by the deployment's compare-and-swap in the same
 /// transaction).
 pub async fn save_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<(), DbErr> {
+    let mut values = task_values(t);
+    values.push(t.id.into());
     conn.execute(stmt(
         "UPDATE workflow_task SET state = ?, reason = ?, message = ?, attempt = ?, calls = ?, inputs = ?,
             context_snapshot = ?, started_at = ?, finished_at = ?, deadline_at = ?, due_at = ?, updated_at = ?
          WHERE id = ?",
-        vec![
-            t.state.clone().into(),
-            t.reason.clone().into(),
-            t.message.clone().into(),
-            t.attempt.into(),
-            t.calls.into(),
-            t.inputs.clone().into(),
-            t.context_snapshot.clone().into(),
-            t.started_at.into(),
-            t.finished_at.into(),
-            t.deadline_at.into(),
-            t.due_at.into(),
-            t.updated_at.into(),
-            t.id.into(),
-        ],
+        values,
     ))
     .await?;
     Ok(())
+}
+
+/// A task's mutable columns, in the order of [`TASK_SET`].
+fn task_values(t: &TaskRow) -> Vec<Value> {
+    vec![
+        t.state.clone().into(),
+        t.reason.clone().into(),
+        t.message.clone().into(),
+        t.attempt.into(),
+        t.calls.into(),
+        t.inputs.clone().into(),
+        t.context_snapshot.clone().into(),
+        t.started_at.into(),
+        t.finished_at.into(),
+        t.deadline_at.into(),
+        t.due_at.into(),
+        t.updated_at.into(),
+    ]
 }
 
 /// Inserts a component row (id ignored) and returns its id.
@@ -608,25 +586,32 @@ pub async fn save_components<C: ConnectionTrait>(
             let rows = comps
                 .iter()
                 .map(|(c, state, attempt)| {
-                    let set = vec![
-                        c.state.clone().into(),
-                        c.revision.into(),
-                        c.attempt.into(),
-                        c.command_id.clone().into(),
-                        c.reason.clone().into(),
-                        c.message.clone().into(),
-                        c.updated_at.into(),
-                    ];
-                    (c.id, set, vec![(*state).into(), (*attempt).into()])
+                    (c.id, component_values(c), vec![(*state).into(), (*attempt).into()])
                 })
                 .collect();
-            let set = ["state", "revision", "attempt", "command_id", "reason", "message", "updated_at"];
             let r = conn
-                .execute(update_by_id("deploy_component", &set, "state = ? AND attempt = ?", rows))
+                .execute(update_by_id("deploy_component", COMPONENT_SET, "state = ? AND attempt = ?", rows))
                 .await?;
             Ok(r.rows_affected() == comps.len() as u64)
         }
     }
+}
+
+/// The columns [`save_component`] and [`save_components`] write.
+const COMPONENT_SET: &[&str] =
+    &["state", "revision", "attempt", "command_id", "reason", "message", "updated_at"];
+
+/// A component's mutable columns, in the order of [`COMPONENT_SET`].
+fn component_values(c: &ComponentRow) -> Vec<Value> {
+    vec![
+        c.state.clone().into(),
+        c.revision.into(),
+        c.attempt.into(),
+        c.command_id.clone().into(),
+        c.reason.clone().into(),
+        c.message.clone().into(),
+        c.updated_at.into(),
+    ]
 }
 
 /// Writes a component's mutable columns if it is still in `(state, attempt)`. False when an
@@ -642,18 +627,10 @@ pub async fn save_component<C: ConnectionTrait>(
             "UPDATE deploy_component SET state = ?, revision = ?, attempt = ?, command_id = ?, reason = ?, message = ?,
                 updated_at = ?
              WHERE id = ? AND state = ? AND attempt = ?",
-            vec![
-                c.state.clone().into(),
-                c.revision.into(),
-                c.attempt.into(),
-                c.command_id.clone().into(),
-                c.reason.clone().into(),
-                c.message.clone().into(),
-                c.updated_at.into(),
-                c.id.into(),
-                expected_state.into(),
-                expected_attempt.into(),
-            ],
+            component_values(c)
+                .into_iter()
+                .chain([c.id.into(), expected_state.into(), expected_attempt.into()])
+                .collect(),
         ))
         .await?;
     Ok(r.rows_affected() == 1)
