@@ -177,8 +177,7 @@ async fn read(ctx: &Ctx, call: &RpcCall, id: i64) -> Result<(DeploymentRow, Prin
 async fn get(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
     let id = deployment_param(&call)?;
     let (dep, _) = read(&ctx, &call, id).await?;
-    let tasks = store::tasks(&ctx.db, id).await.map_err(sw_db::api_error)?;
-    let comps = store::components(&ctx.db, id).await.map_err(sw_db::api_error)?;
+    let (tasks, comps) = store::tasks_and_components(&ctx.db, id).await.map_err(sw_db::api_error)?;
     Ok(RpcReply::ok(view::detail(&dep, &tasks, &comps)))
 }
 

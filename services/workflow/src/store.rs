@@ -155,20 +155,8 @@ pub async fn tasks<C: ConnectionTrait>(conn: &C, deployment_id: i64) -> Result<V
     .await
 }
 
-pub async fn components<C: ConnectionTrait>(
-    conn: &C,
-    deployment_id: i64,
-) -> Result<Vec<ComponentRow>, DbErr> {
-    ComponentRow::find_by_statement(stmt(
-        "SELECT * FROM deploy_component WHERE deployment_id = ? ORDER BY task_id, unit_index",
-        vec![deployment_id.into()],
-    ))
-    .all(conn)
-    .await
-}
-
-/// The tasks (by step) and components (by task and unit) of a deployment in one statement, as
-/// [`tasks`] and [`components`] read them: a pass reads both, and this saves it a round trip.
+/// The tasks (by step, as [`tasks`] reads them) and components (by task and unit) of a deployment
+/// in one statement: a pass and the deployment's view read both.
 pub async fn tasks_and_components<C: ConnectionTrait>(
     conn: &C,
     deployment_id: i64,
@@ -437,20 +425,18 @@ pub async fn insert_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<i6
     Ok(r.last_insert_id() as i64)
 }
 
-/// [`save_task`] for several tasks in one statement (one round trip however many changed).
+/// Writes the mutable columns of `tasks` in one statement, however many changed (guarded by the
+/// deployment's compare-and-swap in the same transaction).
 pub async fn save_tasks<C: ConnectionTrait>(conn: &C, tasks: &[&TaskRow]) -> Result<(), DbErr> {
-    match tasks {
-        [] => Ok(()),
-        [t] => save_task(conn, t).await,
-        _ => {
-            let rows = tasks.iter().map(|t| (t.id, task_values(t), Vec::new())).collect();
-            conn.execute(update_by_id("workflow_task", TASK_SET, "", rows)).await?;
-            Ok(())
-        }
+    if tasks.is_empty() {
+        return Ok(());
     }
+    let rows = tasks.iter().map(|t| (t.id, task_values(t), Vec::new())).collect();
+    conn.execute(update_by_id("workflow_task", TASK_SET, "", rows)).await?;
+    Ok(())
 }
 
-/// The columns [`save_task`] and [`save_tasks`] write.
+/// The columns [`save_tasks`] writes.
 const TASK_SET: &[&str] = &[
     "state",
     "reason",
@@ -466,11 +452,12 @@ const TASK_SET: &[&str] = &[
     "updated_at",
 ];
 
-/// One `UPDATE` of several rows of `table` by id: each column in `set` takes its row's value
-/// (`CASE id WHEN … THEN … END`), and a row is matched when its id matches and, when `guard` is
-/// not empty, that condition holds with its row's values (e.g. `state = ? AND attempt = ?`).
-/// `rows`: (id, values of `set`, values of `guard`). The connection reports rows matched, so
-/// `rows_affected` tells how many guards held.
+/// One `UPDATE` of the rows of `table` with the given ids: each column in `set` takes its row's
+/// value, and a row is matched when its id matches and, when `guard` is not empty, that condition
+/// holds with its row's values (e.g. `state = ? AND attempt = ?`). `rows`: (id, values of `set`,
+/// values of `guard`). One row is a plain `SET col = ? … WHERE id = ?`; several take their values
+/// by `CASE id WHEN … THEN … END`. The connection reports rows matched, so `rows_affected` tells
+/// how many guards held.
 fn update_by_id(
     table: &str,
     set: &[&str],
@@ -482,6 +469,11 @@ fn update_by_id(
     for (i, col) in set.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
+        }
+        if let [(_, vals, _)] = rows.as_slice() {
+            sql.push_str(&format!("{col} = ?"));
+            values.push(vals[i].clone());
+            continue;
         }
         sql.push_str(&format!("{col} = CASE id"));
         for (id, vals, _) in &rows {
@@ -505,21 +497,6 @@ fn update_by_id(
         values.extend(guard_values.iter().cloned());
     }
     stmt(&sql, values)
-}
-
-/// Writes a task's mutable columns (guarded by the deployment's compare-and-swap in the same
-/// transaction).
-pub async fn save_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<(), DbErr> {
-    let mut values = task_values(t);
-    values.push(t.id.into());
-    conn.execute(stmt(
-        "UPDATE workflow_task SET state = ?, reason = ?, message = ?, attempt = ?, calls = ?, inputs = ?,
-            context_snapshot = ?, started_at = ?, finished_at = ?, deadline_at = ?, due_at = ?, updated_at = ?
-         WHERE id = ?",
-        values,
-    ))
-    .await?;
-    Ok(())
 }
 
 /// A task's mutable columns, in the order of [`TASK_SET`].
@@ -579,22 +556,17 @@ pub async fn save_components<C: ConnectionTrait>(
     conn: &C,
     comps: &[(&ComponentRow, &str, i32)],
 ) -> Result<bool, DbErr> {
-    match comps {
-        [] => Ok(true),
-        [(c, state, attempt)] => save_component(conn, c, state, *attempt).await,
-        _ => {
-            let rows = comps
-                .iter()
-                .map(|(c, state, attempt)| {
-                    (c.id, component_values(c), vec![(*state).into(), (*attempt).into()])
-                })
-                .collect();
-            let r = conn
-                .execute(update_by_id("deploy_component", COMPONENT_SET, "state = ? AND attempt = ?", rows))
-                .await?;
-            Ok(r.rows_affected() == comps.len() as u64)
-        }
+    if comps.is_empty() {
+        return Ok(true);
     }
+    let rows = comps
+        .iter()
+        .map(|(c, state, attempt)| (c.id, component_values(c), vec![(*state).into(), (*attempt).into()]))
+        .collect();
+    let r = conn
+        .execute(update_by_id("deploy_component", COMPONENT_SET, "state = ? AND attempt = ?", rows))
+        .await?;
+    Ok(r.rows_affected() == comps.len() as u64)
 }
 
 /// The columns [`save_component`] and [`save_components`] write.
@@ -622,18 +594,7 @@ pub async fn save_component<C: ConnectionTrait>(
     expected_state: &str,
     expected_attempt: i32,
 ) -> Result<bool, DbErr> {
-    let r = conn
-        .execute(stmt(
-            "UPDATE deploy_component SET state = ?, revision = ?, attempt = ?, command_id = ?, reason = ?, message = ?,
-                updated_at = ?
-             WHERE id = ? AND state = ? AND attempt = ?",
-            component_values(c)
-                .into_iter()
-                .chain([c.id.into(), expected_state.into(), expected_attempt.into()])
-                .collect(),
-        ))
-        .await?;
-    Ok(r.rows_affected() == 1)
+    save_components(conn, &[(c, expected_state, expected_attempt)]).await
 }
 
 /// The next revision of a component instance (1 for the first), counted in the caller's
@@ -831,7 +792,7 @@ pub async fn list<C: ConnectionTrait>(
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::ConnectionTrait;
+    use sea_orm::{ConnectionTrait, FromQueryResult};
     use sw_testkit::TestEnv;
 
     async fn isolation<C: ConnectionTrait>(conn: &C) -> String {
@@ -862,6 +823,19 @@ mod tests {
         assert_eq!(isolation(&txn).await, "REPEATABLE-READ", "the server default is what a plain pool gets");
         txn.rollback().await.expect("rollback");
         env.cleanup().await;
+    }
+
+    /// The components of a deployment read on their own: what the one-statement read must match.
+    async fn components<C: ConnectionTrait>(
+        conn: &C,
+        deployment_id: i64,
+    ) -> Result<Vec<super::ComponentRow>, sea_orm::DbErr> {
+        super::ComponentRow::find_by_statement(super::stmt(
+            "SELECT * FROM deploy_component WHERE deployment_id = ? ORDER BY task_id, unit_index",
+            vec![deployment_id.into()],
+        ))
+        .all(conn)
+        .await
     }
 
     fn task(deployment_id: i64, step_index: i32, task_type: &str) -> super::TaskRow {
@@ -934,7 +908,7 @@ mod tests {
         }
         let (tasks, comps) = super::tasks_and_components(&db, 7).await.expect("read");
         assert_eq!(tasks, super::tasks(&db, 7).await.expect("tasks"));
-        assert_eq!(comps, super::components(&db, 7).await.expect("components"));
+        assert_eq!(comps, components(&db, 7).await.expect("components"));
         assert_eq!(tasks.iter().map(|t| t.step_index).collect::<Vec<_>>(), vec![0, 1, 2]);
         assert_eq!(
             comps.iter().map(|c| (c.task_id, c.unit_index)).collect::<Vec<_>>(),
@@ -961,7 +935,7 @@ mod tests {
                 .expect("save")
         );
         txn.commit().await.expect("commit");
-        assert_eq!(super::components(&db, 7).await.expect("components"), c);
+        assert_eq!(components(&db, 7).await.expect("components"), c);
         let mut stale = c.clone();
         stale[1].state = "PROCESSING".into();
         stale[2].state = "SUCCESS".into();
@@ -971,7 +945,11 @@ mod tests {
             .expect("save");
         assert!(!held, "component {} is no longer CREATED", c[2].id);
         txn.rollback().await.expect("rollback");
-        assert_eq!(super::components(&db, 7).await.expect("components"), c);
+        assert_eq!(components(&db, 7).await.expect("components"), c);
+        // One row: the same guard, in a plain statement.
+        assert!(!super::save_component(&db, &stale[2], "CREATED", 0).await.expect("save one"));
+        assert!(super::save_component(&db, &stale[1], "CREATED", 0).await.expect("save one"));
+        assert_eq!(components(&db, 7).await.expect("components")[1], stale[1]);
         env.cleanup().await;
     }
 }
