@@ -91,7 +91,7 @@ impl Handler for ResultHandler {
     /// committed `healthy` with it, next in the stream, and that one moves the component through
     /// RUNNING to SUCCESS with the pass it allows. It is acked without a transaction.
     fn wants(&self, msg: &Delivery) -> bool {
-        let Some((deployment, component)) = applied_healthy(&msg.payload) else { return true };
+        let Some((deployment, component)) = applied_healthy(msg) else { return true };
         timed(msg, deployment, component, false);
         false
     }
@@ -265,9 +265,15 @@ impl ResultHandler {
 
 /// The deployment and component of an `executor.component.applied` event whose objects were
 /// already healthy (`None` for any other message, or one not about a command of this service).
-fn applied_healthy(payload: &[u8]) -> Option<(i64, i64)> {
-    let ev: CloudEvent = serde_json::from_slice(payload).ok()?;
-    if ev.name() != "executor.component.applied" {
+/// Events are published on a subject ending in their type, so every other result is told apart
+/// without parsing it here (the handler parses it, once).
+fn applied_healthy(msg: &Delivery) -> Option<(i64, i64)> {
+    const APPLIED: &str = "executor.component.applied";
+    if !msg.subject.strip_suffix(APPLIED).is_some_and(|rest| rest.ends_with('.')) {
+        return None;
+    }
+    let ev: CloudEvent = serde_json::from_slice(&msg.payload).ok()?;
+    if ev.name() != APPLIED {
         return None;
     }
     let result: ComponentResult = serde_json::from_value(ev.data).ok()?;
