@@ -73,13 +73,7 @@ async fn effects_commit_with_the_inbox_row_and_every_message_is_acked() {
 async fn a_delivery_whose_ack_was_lost_applies_once() {
     let fx = Fixture::new(Duration::from_secs(120)).await;
     let handler = Recorder::new(Mode::Succeed);
-    let d = Delivery {
-        subject: fx.subject("orders.created"),
-        msg_id: "order-7".into(),
-        payload: "body-7".into(),
-        headers: Default::default(),
-        delivered: 1,
-    };
+    let d = fx.delivery("order-7", "body-7");
     // The commit succeeded but the ack never reached the server, so the message comes again.
     assert!(matches!(apply(&fx.db, "orders", handler.as_ref(), &d, WAIT).await, Outcome::Committed));
     let again = Delivery { delivered: 2, ..d.clone() };
@@ -99,22 +93,12 @@ async fn a_message_without_effect_is_acked_without_a_transaction() {
     fx.publish("orders.created", Some("order-2"), "body-2").await;
     let handler = Recorder::new(Mode::Succeed);
     let (stop, task) = fx.start(fx.config("orders"), handler.clone()).await;
-    fx.eventually("both acked", || async {
-        let i = fx.info("orders").await;
-        i.num_ack_pending == 0 && i.num_pending == 0 && i.ack_floor.stream_sequence == 2
-    })
-    .await;
+    fx.all_acked("orders", 2).await;
     assert_eq!(handler.attempts(), 1, "the handler runs only for the message with an effect");
     assert_eq!(fx.bodies().await, vec!["body-2".to_owned()]);
     assert_eq!(fx.inbox("orders").await, 1, "no inbox row for the message without effect");
     // The same path for a delivery applied directly.
-    let d = Delivery {
-        subject: fx.subject("orders.created"),
-        msg_id: "order-3".into(),
-        payload: "skip again".into(),
-        headers: Default::default(),
-        delivered: 1,
-    };
+    let d = fx.delivery("order-3", "skip again");
     assert!(matches!(apply(&fx.db, "orders", handler.as_ref(), &d, WAIT).await, Outcome::Unwanted));
     assert_eq!(handler.attempts(), 1);
     assert_eq!(fx.inbox("orders").await, 1);
@@ -133,11 +117,7 @@ async fn a_copy_republished_after_the_duplicate_window_applies_once() {
     fx.publish("orders.created", None, "no id").await;
     let handler = Recorder::new(Mode::Succeed);
     let (stop, task) = fx.start(fx.config("orders"), handler.clone()).await;
-    fx.eventually("all three acked", || async {
-        let i = fx.info("orders").await;
-        i.num_ack_pending == 0 && i.num_pending == 0 && i.ack_floor.stream_sequence == 3
-    })
-    .await;
+    fx.all_acked("orders", 3).await;
     assert_eq!(fx.bodies().await, vec!["first".to_owned(), "no id".to_owned()]);
     assert_eq!(fx.effects("order-1").await, 1);
     assert_eq!(fx.effects("seq:3").await, 1, "without a header the stream sequence is the id");
@@ -406,6 +386,17 @@ impl Fixture {
         self.count("SELECT COUNT(*) FROM effect WHERE msg_id = ?", vec![msg_id.into()]).await
     }
 
+    /// A first delivery of `body` as `msg_id` on `orders.created`, for [`apply`] called directly.
+    fn delivery(&self, msg_id: &str, body: &str) -> Delivery {
+        Delivery {
+            subject: self.subject("orders.created"),
+            msg_id: msg_id.into(),
+            payload: body.to_owned().into(),
+            headers: Default::default(),
+            delivered: 1,
+        }
+    }
+
     async fn inbox(&self, consumer: &str) -> i64 {
         self.count("SELECT COUNT(*) FROM sw_inbox WHERE consumer = ?", vec![consumer.into()]).await
     }
@@ -435,6 +426,16 @@ impl Fixture {
             assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(ms(50)).await;
         }
+    }
+
+    /// Waits until `consumer` has acked every message up to stream sequence `last`, with nothing
+    /// pending.
+    async fn all_acked(&self, consumer: &str, last: u64) {
+        self.eventually(&format!("{consumer} acked up to {last}"), || async {
+            let i = self.info(consumer).await;
+            i.num_ack_pending == 0 && i.num_pending == 0 && i.ack_floor.stream_sequence == last
+        })
+        .await;
     }
 
     async fn cleanup(self) {

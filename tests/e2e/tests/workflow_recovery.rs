@@ -324,44 +324,17 @@ async fn a_terminated_deployment_ignores_late_results_and_restarts_cleanly_when_
     w.suite.stop().await.unwrap();
 }
 
-/// A healthy result whose pass cannot commit (here the stored plan is unreadable, as a bad edit by
-/// hand would leave it) is still applied: the pass inside the result's transaction rolls back to its
-/// savepoint, the component's `SUCCESS` commits with its event and the deployment stays due; the
-/// driver keeps retrying it and, once the plan reads again, carries it to `SUCCESS`.
+/// A healthy result whose pass cannot be made (here the stored plan is unreadable, as a bad edit by
+/// hand would leave it) is still applied: the result is applied alone in its transaction, the
+/// component's `SUCCESS` commits with its event and the deployment stays due; the driver keeps
+/// retrying it and, once the plan reads again, carries it to `SUCCESS`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_whose_pass_cannot_commit_is_applied_alone_and_the_driver_finishes_later() {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let mut w = World::start(env()).await.unwrap();
-    let id = launch(&w, &launch_file("")).await;
-    let running = w.wait_component(id, "health", "RUNNING").await.unwrap();
-    let command = health(&running, None)["commandId"].as_str().unwrap().to_owned();
-    let db = w.suite.env.db("workflow").await;
-    let sql = |q: &str| Statement::from_sql_and_values(DbBackend::MySql, q, [(id as i64).into()]);
-    db.execute(sql("UPDATE deployment SET plan = CONCAT('broken:', plan) WHERE id = ?")).await.unwrap();
-
-    roll_out(&w).await;
-    executor_healthy(&mut w, &command).await;
-    let applied =
-        w.wait_for(id, "health succeeded alone", |d| health(d, None)["state"] == "SUCCESS").await.unwrap();
-    assert_eq!(applied["state"], "WAITING", "the deployment cannot go on without its plan: {applied:#}");
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let still = w.deployment(id).await.unwrap();
-    assert_eq!(still["state"], "WAITING", "{still:#}");
-    let due = db
-        .query_one(sql("SELECT COUNT(*) AS n FROM wake WHERE deployment_id = ?"))
-        .await
-        .unwrap()
-        .map(|r| r.try_get::<i64>("", "n").unwrap());
-    assert_eq!(due, Some(1), "the deployment must stay on the wake-up list");
-
-    db.execute(sql("UPDATE deployment SET plan = SUBSTRING(plan, 8) WHERE id = ?")).await.unwrap();
-    let done = w.wait_state(id, "SUCCESS").await.unwrap();
-    assert_eq!(health(&done, None)["state"], "SUCCESS", "{done:#}");
-    let names = w.events_of(id, Duration::from_millis(500)).await;
-    let succeeded = names.iter().filter(|n| *n == "deployment.component.succeeded").count();
-    assert_eq!(succeeded, 1, "one component.succeeded event: {names:?}");
-    assert_eq!(names.last().map(String::as_str), Some("deployment.app.succeeded"), "{names:?}");
-    w.suite.stop().await.unwrap();
+    applied_alone_then_finished(
+        |id| format!("UPDATE deployment SET plan = CONCAT('broken:', plan) WHERE id = {id}"),
+        |id| format!("UPDATE deployment SET plan = SUBSTRING(plan, 8) WHERE id = {id}"),
+    )
+    .await;
 }
 
 /// The pass inside a `healthy` result runs without a savepoint: when its writes fail after some of
@@ -371,42 +344,57 @@ async fn a_result_whose_pass_cannot_commit_is_applied_alone_and_the_driver_finis
 /// `component.succeeded`, and the driver finishes once the database takes the write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_whose_pass_fails_midway_is_retried_alone_and_nothing_of_the_pass_remains() {
+    applied_alone_then_finished(
+        |id| {
+            format!(
+                "CREATE TRIGGER refuse_success_{id} BEFORE UPDATE ON deployment FOR EACH ROW \
+                 IF NEW.id = {id} AND NEW.state = 'SUCCESS' THEN \
+                   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; \
+                 END IF"
+            )
+        },
+        |id| format!("DROP TRIGGER refuse_success_{id}"),
+    )
+    .await;
+}
+
+/// Runs the health fixture's one-step deployment to its `healthy` result, with `block(id)` run on
+/// the workflow's database first so that the pass the result allows cannot commit. Checks that the
+/// result is applied alone — the component `SUCCESS` with exactly one `component.succeeded`, the
+/// deployment still `WAITING` and on the wake-up list — then runs `unblock(id)` and checks that the
+/// driver finishes the deployment, still with one `component.succeeded`.
+async fn applied_alone_then_finished(block: impl Fn(u64) -> String, unblock: impl Fn(u64) -> String) {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
     let mut w = World::start(env()).await.unwrap();
     let id = launch(&w, &launch_file("")).await;
     let running = w.wait_component(id, "health", "RUNNING").await.unwrap();
     let command = health(&running, None)["commandId"].as_str().unwrap().to_owned();
     let db = w.suite.env.db("workflow").await;
-    let sql = |q: &str| Statement::from_sql_and_values(DbBackend::MySql, q, [(id as i64).into()]);
-    db.execute_unprepared(&format!(
-        "CREATE TRIGGER refuse_success_{id} BEFORE UPDATE ON deployment FOR EACH ROW \
-         IF NEW.id = {id} AND NEW.state = 'SUCCESS' THEN \
-           SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; \
-         END IF"
-    ))
-    .await
-    .unwrap();
+    db.execute_unprepared(&block(id)).await.unwrap();
 
     roll_out(&w).await;
     executor_healthy(&mut w, &command).await;
     let applied =
         w.wait_for(id, "health succeeded alone", |d| health(d, None)["state"] == "SUCCESS").await.unwrap();
-    assert_eq!(
-        applied["state"], "WAITING",
-        "the deployment cannot end while the trigger refuses: {applied:#}"
-    );
+    assert_eq!(applied["state"], "WAITING", "the deployment cannot go on while blocked: {applied:#}");
     tokio::time::sleep(Duration::from_millis(800)).await;
+    let still = w.deployment(id).await.unwrap();
+    assert_eq!(still["state"], "WAITING", "{still:#}");
     let names = w.events_of(id, Duration::from_millis(300)).await;
     let succeeded = names.iter().filter(|n| *n == "deployment.component.succeeded").count();
-    assert_eq!(succeeded, 1, "the failed pass left nothing behind: {names:?}");
+    assert_eq!(succeeded, 1, "the pass that could not commit left nothing behind: {names:?}");
     let due = db
-        .query_one(sql("SELECT COUNT(*) AS n FROM wake WHERE deployment_id = ?"))
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            "SELECT COUNT(*) AS n FROM wake WHERE deployment_id = ?",
+            [(id as i64).into()],
+        ))
         .await
         .unwrap()
         .map(|r| r.try_get::<i64>("", "n").unwrap());
     assert_eq!(due, Some(1), "the deployment must stay on the wake-up list");
 
-    db.execute_unprepared(&format!("DROP TRIGGER refuse_success_{id}")).await.unwrap();
+    db.execute_unprepared(&unblock(id)).await.unwrap();
     let done = w.wait_state(id, "SUCCESS").await.unwrap();
     assert_eq!(health(&done, None)["state"], "SUCCESS", "{done:#}");
     let names = w.events_of(id, Duration::from_millis(500)).await;
