@@ -16,6 +16,9 @@ use sw_http::ApiError;
 
 pub use sea_orm;
 
+pub mod batch;
+pub use batch::Batch;
+
 /// Why the database could not be reached or prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
