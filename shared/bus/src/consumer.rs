@@ -11,7 +11,10 @@
 //!    Every other message opens a transaction and inserts `(consumer, msg_id)` into `sw_inbox`. The id is
 //!    the `Nats-Msg-Id` header (the publisher's id, so a copy republished after the duplicate
 //!    window is recognised too), else `seq:<stream sequence>`. A duplicate key means an earlier
-//!    delivery already committed: roll back, ack, done.
+//!    delivery already committed: roll back, ack, done. A handler that sends its writes in one
+//!    round trip may write the inbox row with them instead ([`Handler::writes_inbox`]); a copy
+//!    already applied then fails at that write, and after the rollback the committed row tells the
+//!    consumer it is a duplicate.
 //! 3. Otherwise the [`Handler`] applies the effect in that transaction, within `ack_wait`, while the
 //!    consumer tells the server the message is still being worked on so its lease does not expire.
 //! 4. `Ok` → commit, then ack and wait for the server to confirm. Should that ack be lost, the
@@ -153,6 +156,30 @@ pub trait Handler: Send + Sync + 'static {
         true
     }
 
+    /// Whether the handler writes the inbox row of `msg` itself, with its own writes, instead of
+    /// the consumer inserting it before the handler runs: a handler that sends its writes in one
+    /// round trip (an `sw_db::Batch`) saves one. When true the consumer calls
+    /// [`Handler::handle_with_inbox`] instead of [`Handler::handle`]. Keep it cheap and free of
+    /// I/O. Default: false.
+    fn writes_inbox(&self, _msg: &Delivery) -> bool {
+        false
+    }
+
+    /// [`Handler::handle`] for a message whose inbox row the handler writes
+    /// ([`Handler::writes_inbox`]): execute `inbox` in `txn` on every path that returns `Ok`, or
+    /// the message is not deduplicated. Should `inbox` fail as a duplicate (an earlier delivery
+    /// committed), return the error: the consumer rolls back, finds the row and acks the message
+    /// as a duplicate. Default: `inbox` first, then [`Handler::handle`].
+    async fn handle_with_inbox(
+        &self,
+        txn: &DatabaseTransaction,
+        msg: &Delivery,
+        inbox: Statement,
+    ) -> Result<(), HandlerError> {
+        txn.execute(inbox).await?;
+        self.handle(txn, msg).await
+    }
+
     /// Called once the effect of `msg` committed (before the ack), for work that must not start
     /// before it is visible to others, such as waking a worker that reads it. Default: nothing.
     async fn committed(&self, _msg: &Delivery) {}
@@ -226,21 +253,19 @@ async fn apply_once(
         Ok(t) => t,
         Err(e) => return Outcome::DbUnavailable(e),
     };
-    let insert = txn.execute(Statement::from_sql_and_values(
-        DbBackend::MySql,
-        "INSERT INTO sw_inbox (consumer, msg_id) VALUES (?, ?)",
-        [consumer.into(), msg.msg_id.clone().into()],
-    ));
-    if let Err(e) = step(insert).await {
+    let deferred = handler.writes_inbox(msg);
+    if !deferred && let Err(e) = step(txn.execute(inbox_statement(consumer, msg))).await {
         let _ = step(txn.rollback()).await;
         return if sw_db::is_duplicate(&e) { Outcome::Duplicate } else { Outcome::DbUnavailable(e) };
     }
-    let verdict = match tokio::time::timeout(
-        deadline,
-        AssertUnwindSafe(handler.handle(&txn, msg)).catch_unwind(),
-    )
-    .await
-    {
+    let handled = async {
+        if deferred {
+            handler.handle_with_inbox(&txn, msg, inbox_statement(consumer, msg)).await
+        } else {
+            handler.handle(&txn, msg).await
+        }
+    };
+    let verdict = match tokio::time::timeout(deadline, AssertUnwindSafe(handled).catch_unwind()).await {
         Ok(Ok(v)) => v,
         Ok(Err(_)) => Err(HandlerError::Retry("the handler panicked".into())),
         Err(_) => {
@@ -252,6 +277,18 @@ async fn apply_once(
             Ok(()) => Outcome::Committed,
             Err(e) => Outcome::DbUnavailable(e),
         },
+        // The handler wrote the inbox row, so a copy of a message already applied fails there:
+        // after the rollback, the row an earlier delivery committed tells.
+        Err(e) if deferred => {
+            if let Err(db) = step(txn.rollback()).await {
+                return Outcome::DbUnavailable(db);
+            }
+            match step(inbox_has(db, consumer, msg)).await {
+                Ok(true) => Outcome::Duplicate,
+                Ok(false) => Outcome::Failed(e),
+                Err(db) => Outcome::DbUnavailable(db),
+            }
+        }
         // A failed rollback after a retryable error most likely means the database is what failed.
         Err(e @ HandlerError::Retry(_)) => match step(txn.rollback()).await {
             Ok(()) => Outcome::Failed(e),
@@ -262,6 +299,28 @@ async fn apply_once(
             Outcome::Failed(e)
         }
     }
+}
+
+/// The statement that records `msg` as processed by `consumer`: its `sw_inbox` row, whose
+/// primary key refuses a second one.
+pub fn inbox_statement(consumer: &str, msg: &Delivery) -> Statement {
+    Statement::from_sql_and_values(
+        DbBackend::MySql,
+        "INSERT INTO sw_inbox (consumer, msg_id) VALUES (?, ?)",
+        [consumer.into(), msg.msg_id.clone().into()],
+    )
+}
+
+/// Whether an inbox row of `msg` for `consumer` has committed.
+async fn inbox_has(db: &DatabaseConnection, consumer: &str, msg: &Delivery) -> Result<bool, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            "SELECT 1 FROM sw_inbox WHERE consumer = ? AND msg_id = ?",
+            [consumer.into(), msg.msg_id.clone().into()],
+        ))
+        .await?;
+    Ok(row.is_some())
 }
 
 /// One database step under [`DB_STEP_TIMEOUT`].

@@ -143,8 +143,17 @@ impl Outbox {
 
     /// Writes `rows` in one statement through `conn`; the relay publishes them in this order.
     pub async fn insert<C: ConnectionTrait>(&self, conn: &C, rows: Vec<OutboxRow>) -> Result<(), DbErr> {
+        if let Some(s) = self.insert_statement(rows) {
+            conn.execute(s).await?;
+        }
+        Ok(())
+    }
+
+    /// The statement of [`Outbox::insert`] (none for no row), for a caller that sends it with
+    /// others in one round trip (e.g. an `sw_db::Batch`).
+    pub fn insert_statement(&self, rows: Vec<OutboxRow>) -> Option<Statement> {
         if rows.is_empty() {
-            return Ok(());
+            return None;
         }
         let mut sql = String::from("INSERT INTO sw_outbox (event_id, subject, traceparent, payload) VALUES ");
         let mut values = Vec::with_capacity(rows.len() * 4);
@@ -157,8 +166,7 @@ impl Outbox {
                 Value::from(r.payload),
             ]);
         }
-        conn.execute(Statement::from_sql_and_values(DbBackend::MySql, sql, values)).await?;
-        Ok(())
+        Some(Statement::from_sql_and_values(DbBackend::MySql, sql, values))
     }
 
     /// Tells the relay there is something to publish. Call after the transaction committed.

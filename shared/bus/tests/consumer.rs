@@ -86,6 +86,36 @@ async fn a_delivery_whose_ack_was_lost_applies_once() {
     fx.cleanup().await;
 }
 
+/// A handler that writes the inbox row with its own writes: the first delivery commits both, a
+/// copy fails at the inbox row and is told a duplicate (its effect rolled back), and a failure
+/// leaves neither row.
+#[tokio::test]
+async fn a_handler_writing_its_inbox_row_applies_a_message_once() {
+    let fx = Fixture::new(Duration::from_secs(120)).await;
+    let handler = Recorder::writing_inbox(Mode::Succeed);
+    let d = fx.delivery("order-9", "body-9");
+    assert!(matches!(apply(&fx.db, "orders", handler.as_ref(), &d, WAIT).await, Outcome::Committed));
+    assert_eq!((fx.effects("order-9").await, fx.inbox("orders").await), (1, 1));
+    // A copy (republished after the duplicate window: a first delivery again) and a redelivery.
+    for copy in [d.clone(), Delivery { delivered: 2, ..d.clone() }] {
+        let outcome = apply(&fx.db, "orders", handler.as_ref(), &copy, WAIT).await;
+        assert!(matches!(outcome, Outcome::Duplicate), "{outcome:?}");
+    }
+    assert_eq!(handler.attempts(), 3, "the handler ran for the copies: the inbox row is its last write");
+    assert_eq!((fx.effects("order-9").await, fx.inbox("orders").await), (1, 1), "the copies rolled back");
+    // Another consumer of the same message applies its own effect once.
+    assert!(matches!(apply(&fx.db, "audit", handler.as_ref(), &d, WAIT).await, Outcome::Committed));
+    assert_eq!(fx.effects("order-9").await, 2);
+
+    let failing = Recorder::writing_inbox(Mode::AlwaysRetry);
+    let d = fx.delivery("order-10", "body-10");
+    let outcome = apply(&fx.db, "orders", failing.as_ref(), &d, WAIT).await;
+    assert!(matches!(outcome, Outcome::Failed(HandlerError::Retry(_))), "{outcome:?}");
+    assert_eq!(fx.effects("order-10").await, 0);
+    assert_eq!(fx.inbox("orders").await, 1, "no inbox row for the failed message");
+    fx.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_message_without_effect_is_acked_without_a_transaction() {
     let fx = Fixture::new(Duration::from_secs(120)).await;
@@ -461,11 +491,16 @@ struct Recorder {
     mode: Mode,
     attempts: AtomicI64,
     started: Notify,
+    /// Writes the inbox row itself, in one batch after its effect ([`Handler::writes_inbox`]).
+    own_inbox: bool,
 }
 
 impl Recorder {
     fn new(mode: Mode) -> Arc<Self> {
-        Arc::new(Self { mode, attempts: AtomicI64::new(0), started: Notify::new() })
+        Arc::new(Self { mode, attempts: AtomicI64::new(0), started: Notify::new(), own_inbox: false })
+    }
+    fn writing_inbox(mode: Mode) -> Arc<Self> {
+        Arc::new(Self { mode, attempts: AtomicI64::new(0), started: Notify::new(), own_inbox: true })
     }
     fn attempts(&self) -> i64 {
         self.attempts.load(Ordering::SeqCst)
@@ -479,9 +514,35 @@ impl Handler for Recorder {
         !msg.payload.starts_with(b"skip")
     }
 
+    fn writes_inbox(&self, _msg: &Delivery) -> bool {
+        self.own_inbox
+    }
+
     async fn handle(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError> {
+        self.handle_writing(txn, msg, None).await
+    }
+
+    async fn handle_with_inbox(
+        &self,
+        txn: &DatabaseTransaction,
+        msg: &Delivery,
+        inbox: Statement,
+    ) -> Result<(), HandlerError> {
+        self.handle_writing(txn, msg, Some(inbox)).await
+    }
+}
+
+impl Recorder {
+    /// The effect row, and `inbox` after it in the same round trip.
+    async fn handle_writing(
+        &self,
+        txn: &DatabaseTransaction,
+        msg: &Delivery,
+        inbox: Option<Statement>,
+    ) -> Result<(), HandlerError> {
         let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
-        txn.execute(Statement::from_sql_and_values(
+        let mut writes = sw_db::Batch::new();
+        writes.push(&Statement::from_sql_and_values(
             DbBackend::MySql,
             "INSERT INTO effect (msg_id, body, delivered) VALUES (?, ?, ?)",
             [
@@ -489,8 +550,11 @@ impl Handler for Recorder {
                 String::from_utf8_lossy(&msg.payload).into_owned().into(),
                 msg.delivered.into(),
             ],
-        ))
-        .await?;
+        ))?;
+        if let Some(inbox) = inbox {
+            writes.push(&inbox)?;
+        }
+        writes.execute(txn).await?;
         self.started.notify_one();
         match self.mode {
             Mode::FailFirst(k) if n <= k => Err(HandlerError::retry(format!("attempt {n} fails"))),
