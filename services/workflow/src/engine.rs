@@ -27,12 +27,13 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DbErr, Statement};
 use serde_json::{Map, Value};
 use sw_bus::CloudEvent;
 use sw_bus::outbox::Outbox;
 use sw_contracts::executor::K8sApplyCommand;
 use sw_contracts::workflow::{self as wire, state_action};
+use sw_db::Batch;
 
 use crate::placeholders::Vars;
 use crate::plan::{Plan, StepPlan, lookup};
@@ -130,6 +131,9 @@ pub struct Pass {
     /// Who acts (`user:alice` for an operator's action; the engine's own passes are
     /// `system:workflow`), recorded on deployments a rollback creates.
     pub actor: String,
+    /// The rows were written by the same transaction (a launch's pass): nobody else can see
+    /// them, so nothing can change them first and the pass writes everything in one round trip.
+    pub fresh: bool,
 }
 
 impl Pass {
@@ -196,6 +200,7 @@ impl Pass {
             now,
             traceparent: None,
             actor: "system:workflow".into(),
+            fresh: false,
         }
     }
 
@@ -959,42 +964,64 @@ impl Pass {
 
     // ---- commit ----
 
-    /// Writes the pass in `txn`. Returns the ids of other deployments to wake.
+    /// Writes the pass in `txn`, with `tail` (the caller's statements about the deployment's
+    /// wake-up row) after it. Returns the ids of other deployments to wake.
+    ///
+    /// The writes take two round trips whatever the pass changed (plus one per apply command, for
+    /// its revision): the guarded rows — components, tasks and the deployment — in one
+    /// [`sw_db::Batch`], whose matched-row count tells whether every compare-and-swap held, then
+    /// the outbox rows, the other deployments' wake-ups and `tail` in another. Over rows nobody
+    /// else can see yet ([`Pass::fresh`]) no guard can fail, and everything goes in one.
     pub async fn commit<C: ConnectionTrait>(
         mut self,
         txn: &C,
         outbox: &Outbox,
         settings: &Settings,
+        tail: impl IntoIterator<Item = Statement>,
     ) -> Result<Vec<i64>, PassError> {
         let id = self.dep.id;
         let mut wake_others = Vec::new();
-        // Components first: one changed by an executor result since the load makes the pass stale.
         let mut rows = Vec::new();
         for (i, from, slot) in std::mem::take(&mut self.issue) {
             rows.push(self.prepare_command(txn, i, from, slot, outbox, settings).await?);
         }
+        // Before the guarded writes: it only adds rows (the new deployment, the launches it
+        // supersedes), and a failed guard rolls them back with the rest.
+        let rollback_to =
+            if self.rollback { crate::rollback::start(txn, &self, outbox).await? } else { None };
+        // Components, tasks and the deployment: each statement matches at most its own rows, so the
+        // sum is the number of rows exactly when every guard held. A component changed by an
+        // executor result since the load, or a deployment changed by anyone, makes the pass stale.
+        let mut guarded = Batch::new();
+        let mut expected = 0;
         let changed: Vec<_> = self
             .dirty_comps
             .iter()
             .map(|&i| (&self.comps[i], self.loaded_comps[i].0.as_str(), self.loaded_comps[i].1))
             .collect();
-        if !store::save_components(txn, &changed).await? {
-            return Err(PassError::Conflict(id));
+        if let Some(s) = store::save_components_stmt(&changed) {
+            guarded.push(&s)?;
+            expected += changed.len() as u64;
         }
-        let rollback_to =
-            if self.rollback { crate::rollback::start(txn, &self, outbox).await? } else { None };
         let tasks: Vec<_> = self.dirty_tasks.iter().map(|&i| &self.tasks[i]).collect();
-        store::save_tasks(txn, &tasks).await?;
+        if let Some(s) = store::save_tasks_stmt(&tasks) {
+            guarded.push(&s)?;
+            expected += tasks.len() as u64;
+        }
         if self.changed() {
             self.dep.updated_at = self.now;
-            if !store::save_deployment(txn, &self.dep, self.loaded_version).await? {
-                return Err(PassError::Conflict(id));
-            }
+            guarded.push(&store::save_deployment_stmt(&self.dep, self.loaded_version))?;
+            expected += 1;
+        }
+        let mut rest = Batch::new();
+        if self.fresh {
+            rest = guarded;
+        } else if guarded.execute(txn).await? != expected {
+            return Err(PassError::Conflict(id));
         }
         for ev in &self.events {
             rows.push(outbox.event_row(ev)?);
         }
-        outbox.insert(txn, rows).await?;
         if let Some(new_id) = rollback_to {
             wake_others.push(new_id);
         }
@@ -1003,9 +1030,16 @@ impl Pass {
         {
             wake_others.push(next);
         }
-        for other in &wake_others {
-            store::wake(txn, *other, self.now).await?;
+        if let Some(s) = outbox.insert_statement(rows) {
+            rest.push(&s)?;
         }
+        for other in &wake_others {
+            rest.push(&store::wake_stmt(*other, self.now))?;
+        }
+        for s in tail {
+            rest.push(&s)?;
+        }
+        rest.execute(txn).await?;
         Ok(wake_others)
     }
 

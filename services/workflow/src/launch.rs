@@ -390,12 +390,13 @@ async fn start(
     let id = rows.dep.id;
     let mut pass = Pass::new(rows.dep, rows.tasks, rows.comps, plan, at);
     pass.traceparent = traceparent.map(str::to_owned);
+    pass.fresh = true;
     let call = pass.advance(&ctx.settings, None);
     // A webhook step is called by the driver: leave the deployment due now.
     let next = if call.is_some() { Some(at) } else { pass.next_due() };
     let state = pass.dep.state.clone();
-    pass.commit(&txn, &ctx.outbox, &ctx.settings).await.map_err(pass_error)?;
-    store::settle_wake(&txn, id, None, next, at).await?;
+    let settle = store::settle_wake_stmt(id, None, next, at);
+    pass.commit(&txn, &ctx.outbox, &ctx.settings, settle).await.map_err(pass_error)?;
     txn.commit().await?;
     let seconds = started.elapsed().as_secs_f64();
     metrics::histogram!(crate::service::PASS_SECONDS).record(seconds);

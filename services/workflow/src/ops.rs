@@ -222,7 +222,7 @@ where
         pass.actor = principal.subject.clone();
         action(&mut pass, ctx)?;
         let at = pass.now;
-        match pass.commit(&txn, &ctx.outbox, &ctx.settings).await {
+        match pass.commit(&txn, &ctx.outbox, &ctx.settings, [store::wake_stmt(id, at)]).await {
             Ok(_) => {}
             Err(PassError::Conflict(_)) => {
                 let _ = txn.rollback().await;
@@ -231,11 +231,7 @@ where
             Err(PassError::Db(e)) if sw_db::is_lock_conflict(&e) => continue,
             Err(e) => return Err(pass_error(e)),
         }
-        let woken = match store::wake(&txn, id, at).await {
-            Ok(()) => txn.commit().await,
-            Err(e) => Err(e),
-        };
-        match woken {
+        match txn.commit().await {
             Ok(()) => {}
             Err(e) if sw_db::is_lock_conflict(&e) => continue,
             Err(e) => return Err(sw_db::api_error(e)),

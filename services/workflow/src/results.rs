@@ -17,7 +17,8 @@
 //! as it does for results that do not end a component. When the pass's writes fail (another writer
 //! changed the deployment first, a lock wait) the message is rolled back and retried, and a
 //! redelivered result always takes the plain path. Either way the change commits with the inbox
-//! row (see [`sw_bus::consumer`]).
+//! row (see [`sw_bus::consumer`]); on the first delivery of a `healthy` or `failed` the handler
+//! writes that row itself, in the pass's last round trip ([`Handler::writes_inbox`]).
 //!
 //! An `applied` whose objects were already healthy is acked without a transaction
 //! ([`sw_bus::consumer::Handler::wants`]): the `healthy` the executor committed with it does both
@@ -26,7 +27,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use sea_orm::DatabaseTransaction;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
 use sw_bus::CloudEvent;
 use sw_bus::consumer::{Delivery, Handler, HandlerError, async_trait};
 use sw_bus::outbox::Outbox;
@@ -81,10 +82,22 @@ impl ResultHandler {
 #[async_trait]
 impl Handler for ResultHandler {
     async fn handle(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError> {
-        let started = std::time::Instant::now();
-        let handled = self.apply(txn, msg).await;
-        metrics::histogram!(RESULT_SECONDS).record(started.elapsed().as_secs_f64());
-        handled
+        self.apply(txn, msg, None).await
+    }
+
+    /// A first delivery of a result that may carry its pass: the inbox row goes with the pass's
+    /// last writes (see [`ResultHandler::advance_inline`]).
+    fn writes_inbox(&self, msg: &Delivery) -> bool {
+        msg.delivered == 1 && inline_candidate(&msg.subject)
+    }
+
+    async fn handle_with_inbox(
+        &self,
+        txn: &DatabaseTransaction,
+        msg: &Delivery,
+        inbox: Statement,
+    ) -> Result<(), HandlerError> {
+        self.apply(txn, msg, Some(inbox)).await
     }
 
     /// An `applied` whose objects were already healthy changes nothing here: the executor
@@ -108,7 +121,26 @@ impl Handler for ResultHandler {
 }
 
 impl ResultHandler {
-    async fn apply(&self, txn: &DatabaseTransaction, msg: &Delivery) -> Result<(), HandlerError> {
+    /// Applies the result in `msg` (timed: [`RESULT_SECONDS`]); `inbox`, when given, is the
+    /// message's inbox row for this handler to write ([`Handler::writes_inbox`]).
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        msg: &Delivery,
+        inbox: Option<Statement>,
+    ) -> Result<(), HandlerError> {
+        let started = std::time::Instant::now();
+        let handled = self.apply_result(txn, msg, inbox).await;
+        metrics::histogram!(RESULT_SECONDS).record(started.elapsed().as_secs_f64());
+        handled
+    }
+
+    async fn apply_result(
+        &self,
+        txn: &DatabaseTransaction,
+        msg: &Delivery,
+        inbox: Option<Statement>,
+    ) -> Result<(), HandlerError> {
         let ev: CloudEvent = serde_json::from_slice(&msg.payload).map_err(HandlerError::permanent)?;
         let action = ev.name().strip_prefix("executor.component.").unwrap_or_default().to_owned();
         let result: ComponentResult =
@@ -120,11 +152,14 @@ impl ResultHandler {
             && msg.delivered == 1
             && let Some((deployment, _, _)) = crate::engine::parse_command_id(&result.command_id)
             && let Some((kick, component)) =
-                self.advance_inline(txn, &ev, &action, &result, deployment).await?
+                self.advance_inline(txn, &ev, &action, &result, deployment, inbox.as_ref()).await?
         {
             timed(msg, deployment, component, true);
             self.remember_kick(msg, kick);
             return Ok(());
+        }
+        if let Some(inbox) = inbox {
+            txn.execute(inbox).await?;
         }
         let Some(found) = store::component_by_command(txn, &result.command_id).await? else {
             return Ok(());
@@ -149,8 +184,9 @@ impl ResultHandler {
     /// component running under that command or its rows cannot make a pass, and the plain path
     /// must be taken.
     ///
-    /// Everything up to the pass's writes only reads, so what fails there leaves the transaction
-    /// as it was. There is no savepoint around the writes (it would cost two round trips on every
+    /// `inbox` (the message's inbox row, when the handler writes it) goes in the pass's last batch
+    /// of writes. Everything up to the pass's writes only reads, so what fails there leaves the
+    /// transaction as it was. There is no savepoint around the writes (it would cost two round trips on every
     /// result): should they fail — another writer changed the deployment first, a lock wait — the
     /// message is retried, and its next delivery takes the plain path.
     async fn advance_inline(
@@ -160,6 +196,7 @@ impl ResultHandler {
         action: &str,
         result: &ComponentResult,
         deployment_id: i64,
+        inbox: Option<&Statement>,
     ) -> Result<Option<(bool, i64)>, HandlerError> {
         let at = now();
         // `seq` is read with the deployment: a wake-up written after it moves `seq`, and the row
@@ -184,9 +221,8 @@ impl ResultHandler {
         // A webhook step is called by the driver: leave the deployment due now.
         let next = if call.is_some() { Some(at) } else { pass.next_due() };
         let written = async {
-            let wakes = pass.commit(txn, &self.outbox, &self.settings).await?;
-            store::settle_wake(txn, deployment_id, seq, next, at).await?;
-            Ok::<_, PassError>(wakes)
+            let settle = store::settle_wake_stmt(deployment_id, seq, next, at);
+            pass.commit(txn, &self.outbox, &self.settings, settle.into_iter().chain(inbox.cloned())).await
         }
         .await;
         match written {
@@ -261,6 +297,14 @@ impl ResultHandler {
         }
         Ok(ended)
     }
+}
+
+/// Whether a message on `subject` is a result that may carry its deployment's pass (`healthy` or
+/// `failed`; events are published on a subject ending in their type).
+fn inline_candidate(subject: &str) -> bool {
+    ["executor.component.healthy", "executor.component.failed"]
+        .iter()
+        .any(|t| subject.strip_suffix(t).is_some_and(|rest| rest.ends_with('.')))
 }
 
 /// The deployment and component of an `executor.component.applied` event whose objects were

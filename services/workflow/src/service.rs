@@ -319,13 +319,9 @@ async fn run_deployment(
         };
         let call = pass.advance(&ctx.settings, holder);
         let next = pass.next_due();
-        let written = match pass.commit(&txn, &ctx.outbox, &ctx.settings).await {
-            // The hold ends with the last pass; a webhook call comes first.
-            Ok(w) if call.is_none() => {
-                store::release(&txn, id, held.seq, &held.claim, next).await.map(|()| w).map_err(PassError::Db)
-            }
-            other => other,
-        };
+        // The hold ends with the last pass; a webhook call comes first.
+        let release = call.is_none().then(|| store::release_stmts(id, held.seq, &held.claim, next));
+        let written = pass.commit(&txn, &ctx.outbox, &ctx.settings, release.into_iter().flatten()).await;
         let committed = match written {
             Ok(w) => txn.commit().await.map(|()| w).map_err(PassError::Db),
             Err(e) => Err(e),

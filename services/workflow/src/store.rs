@@ -2,7 +2,7 @@
 //!
 //! A deployment row also holds its workflow instance (one per deployment, same id). Every change of
 //! a deployment, its workflow or its tasks is written by compare-and-swap on `deployment.version`
-//! ([`save_deployment`]); a component row changes by compare-and-swap on its state and attempt
+//! ([`save_deployment_stmt`]); a component row changes by compare-and-swap on its state and attempt
 //! ([`save_component`]) because executor results change components while the engine may hold the
 //! deployment. A lost compare-and-swap rolls the whole transaction back and the work is retried.
 //!
@@ -155,26 +155,28 @@ pub async fn tasks<C: ConnectionTrait>(conn: &C, deployment_id: i64) -> Result<V
     .await
 }
 
-/// The tasks (by step, as [`tasks`] reads them) and components (by task and unit) of a deployment
-/// in one statement: a pass and the deployment's view read both.
-pub async fn tasks_and_components<C: ConnectionTrait>(
-    conn: &C,
-    deployment_id: i64,
-) -> Result<(Vec<TaskRow>, Vec<ComponentRow>), DbErr> {
-    let rows = conn
-        .query_all(stmt(
-            "SELECT t.*, c.id AS c_id, c.deployment_id AS c_deployment_id, c.task_id AS c_task_id,
+/// The read of [`tasks_and_components`]. Components are joined on their deployment and task, the
+/// prefix of `uq_component_unit`: joined on the task alone, the server scans every component of
+/// every deployment for each read.
+const TASKS_AND_COMPONENTS: &str =
+    "SELECT t.*, c.id AS c_id, c.deployment_id AS c_deployment_id, c.task_id AS c_task_id,
                 c.unit_index AS c_unit_index, c.component_type AS c_component_type,
                 c.component_name AS c_component_name, c.component_instance AS c_component_instance,
                 c.cluster_id AS c_cluster_id, c.namespace_id AS c_namespace_id, c.stage_id AS c_stage_id,
                 c.state AS c_state, c.revision AS c_revision, c.attempt AS c_attempt,
                 c.command_id AS c_command_id, c.reason AS c_reason, c.message AS c_message,
                 c.skip_reason AS c_skip_reason, c.updated_at AS c_updated_at
-             FROM workflow_task t LEFT JOIN deploy_component c ON c.task_id = t.id
-             WHERE t.deployment_id = ? ORDER BY t.step_index, t.id, c.unit_index",
-            vec![deployment_id.into()],
-        ))
-        .await?;
+             FROM workflow_task t
+             LEFT JOIN deploy_component c ON c.deployment_id = t.deployment_id AND c.task_id = t.id
+             WHERE t.deployment_id = ? ORDER BY t.step_index, t.id, c.unit_index";
+
+/// The tasks (by step, as [`tasks`] reads them) and components (by task and unit) of a deployment
+/// in one statement: a pass and the deployment's view read both.
+pub async fn tasks_and_components<C: ConnectionTrait>(
+    conn: &C,
+    deployment_id: i64,
+) -> Result<(Vec<TaskRow>, Vec<ComponentRow>), DbErr> {
+    let rows = conn.query_all(stmt(TASKS_AND_COMPONENTS, vec![deployment_id.into()])).await?;
     let mut tasks: Vec<TaskRow> = Vec::new();
     let mut comps = Vec::new();
     for row in &rows {
@@ -369,39 +371,33 @@ pub async fn insert_deployment<C: ConnectionTrait>(conn: &C, d: &DeploymentRow) 
 }
 
 /// Writes the mutable columns of `d` if its version is still `expected`; the row gets
-/// `expected + 1`. False when someone else changed it first.
-pub async fn save_deployment<C: ConnectionTrait>(
-    conn: &C,
-    d: &DeploymentRow,
-    expected: i64,
-) -> Result<bool, DbErr> {
-    let r = conn
-        .execute(stmt(
-            "UPDATE deployment SET state = ?, reason = ?, message = ?, pinned = ?, wf_state = ?, wf_context = ?,
-                wf_reason = ?, wf_message = ?, wf_finished_at = ?, updated_at = ?, started_at = ?, finished_at = ?,
-                deadline_at = ?, version = ?
-             WHERE id = ? AND version = ?",
-            vec![
-                d.state.clone().into(),
-                d.reason.clone().into(),
-                d.message.clone().into(),
-                d.pinned.into(),
-                d.wf_state.clone().into(),
-                d.wf_context.clone().into(),
-                d.wf_reason.clone().into(),
-                d.wf_message.clone().into(),
-                d.wf_finished_at.into(),
-                d.updated_at.into(),
-                d.started_at.into(),
-                d.finished_at.into(),
-                d.deadline_at.into(),
-                (expected + 1).into(),
-                d.id.into(),
-                expected.into(),
-            ],
-        ))
-        .await?;
-    Ok(r.rows_affected() == 1)
+/// `expected + 1`. The statement matches one row when the guard holds, none when someone else
+/// changed the deployment first.
+pub fn save_deployment_stmt(d: &DeploymentRow, expected: i64) -> Statement {
+    stmt(
+        "UPDATE deployment SET state = ?, reason = ?, message = ?, pinned = ?, wf_state = ?, wf_context = ?,
+            wf_reason = ?, wf_message = ?, wf_finished_at = ?, updated_at = ?, started_at = ?, finished_at = ?,
+            deadline_at = ?, version = ?
+         WHERE id = ? AND version = ?",
+        vec![
+            d.state.clone().into(),
+            d.reason.clone().into(),
+            d.message.clone().into(),
+            d.pinned.into(),
+            d.wf_state.clone().into(),
+            d.wf_context.clone().into(),
+            d.wf_reason.clone().into(),
+            d.wf_message.clone().into(),
+            d.wf_finished_at.into(),
+            d.updated_at.into(),
+            d.started_at.into(),
+            d.finished_at.into(),
+            d.deadline_at.into(),
+            (expected + 1).into(),
+            d.id.into(),
+            expected.into(),
+        ],
+    )
 }
 
 /// Inserts a task row (id ignored) and returns its id.
@@ -426,17 +422,17 @@ pub async fn insert_task<C: ConnectionTrait>(conn: &C, t: &TaskRow) -> Result<i6
 }
 
 /// Writes the mutable columns of `tasks` in one statement, however many changed (guarded by the
-/// deployment's compare-and-swap in the same transaction).
-pub async fn save_tasks<C: ConnectionTrait>(conn: &C, tasks: &[&TaskRow]) -> Result<(), DbErr> {
+/// deployment's compare-and-swap in the same transaction); none for no task. It matches every
+/// task's row.
+pub fn save_tasks_stmt(tasks: &[&TaskRow]) -> Option<Statement> {
     if tasks.is_empty() {
-        return Ok(());
+        return None;
     }
     let rows = tasks.iter().map(|t| (t.id, task_values(t), Vec::new())).collect();
-    conn.execute(update_by_id("workflow_task", TASK_SET, "", rows)).await?;
-    Ok(())
+    Some(update_by_id("workflow_task", TASK_SET, "", rows))
 }
 
-/// The columns [`save_tasks`] writes.
+/// The columns [`save_tasks_stmt`] writes.
 const TASK_SET: &[&str] = &[
     "state",
     "reason",
@@ -556,17 +552,21 @@ pub async fn save_components<C: ConnectionTrait>(
     conn: &C,
     comps: &[(&ComponentRow, &str, i32)],
 ) -> Result<bool, DbErr> {
+    let Some(s) = save_components_stmt(comps) else { return Ok(true) };
+    Ok(conn.execute(s).await?.rows_affected() == comps.len() as u64)
+}
+
+/// The statement of [`save_components`] (none for no component): it matches one row per
+/// component whose guard holds.
+pub fn save_components_stmt(comps: &[(&ComponentRow, &str, i32)]) -> Option<Statement> {
     if comps.is_empty() {
-        return Ok(true);
+        return None;
     }
     let rows = comps
         .iter()
         .map(|(c, state, attempt)| (c.id, component_values(c), vec![(*state).into(), (*attempt).into()]))
         .collect();
-    let r = conn
-        .execute(update_by_id("deploy_component", COMPONENT_SET, "state = ? AND attempt = ?", rows))
-        .await?;
-    Ok(r.rows_affected() == comps.len() as u64)
+    Some(update_by_id("deploy_component", COMPONENT_SET, "state = ? AND attempt = ?", rows))
 }
 
 /// The columns [`save_component`] and [`save_components`] write.
@@ -616,13 +616,17 @@ pub async fn next_revision<C: ConnectionTrait>(conn: &C, instance_key: &str) -> 
 
 /// Marks deployment `id` due at `at` (now, for "look at it at once").
 pub async fn wake<C: ConnectionTrait>(conn: &C, id: i64, at: DateTime<Utc>) -> Result<(), DbErr> {
-    conn.execute(stmt(
+    conn.execute(wake_stmt(id, at)).await?;
+    Ok(())
+}
+
+/// The statement of [`wake`].
+pub fn wake_stmt(id: i64, at: DateTime<Utc>) -> Statement {
+    stmt(
         "INSERT INTO wake (deployment_id, due_at, seq) VALUES (?, ?, 1)
          ON DUPLICATE KEY UPDATE due_at = LEAST(due_at, VALUES(due_at)), seq = seq + 1",
         vec![id.into(), at.into()],
-    ))
-    .await?;
-    Ok(())
+    )
 }
 
 /// Due deployments claimed for `lease` under `claim` (an owner string unique to this claim), with
@@ -678,41 +682,31 @@ pub async fn claim_due<C: ConnectionTrait>(
 /// After a pass that ran outside the driver (inside an executor result's transaction): the
 /// wake-up row of `id`, read with `seq` before the pass loaded, now says `next` — unless somebody
 /// marked it since (its `seq` moved: they need a pass, so it stays due) or a replica holds it (its
-/// release decides). With no row before and a `next`, a row due then is added.
-pub async fn settle_wake<C: ConnectionTrait>(
-    conn: &C,
+/// release decides). With no row before and a `next`, a row due then is added. None when there is
+/// nothing to settle.
+pub fn settle_wake_stmt(
     id: i64,
     seq: Option<i64>,
     next: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Option<Statement> {
     let free = "(lease_until IS NULL OR lease_until < ?)";
     match (seq, next) {
-        (Some(seq), None) => {
-            conn.execute(stmt(
-                &format!("DELETE FROM wake WHERE deployment_id = ? AND seq = ? AND {free}"),
-                vec![id.into(), seq.into(), now.into()],
-            ))
-            .await?;
-        }
-        (Some(seq), Some(at)) => {
-            conn.execute(stmt(
-                &format!("UPDATE wake SET due_at = ? WHERE deployment_id = ? AND seq = ? AND {free}"),
-                vec![at.into(), id.into(), seq.into(), now.into()],
-            ))
-            .await?;
-        }
-        (None, Some(at)) => {
-            conn.execute(stmt(
-                "INSERT INTO wake (deployment_id, due_at, seq) VALUES (?, ?, 1)
-                 ON DUPLICATE KEY UPDATE due_at = LEAST(due_at, VALUES(due_at))",
-                vec![id.into(), at.into()],
-            ))
-            .await?;
-        }
-        (None, None) => {}
+        (Some(seq), None) => Some(stmt(
+            &format!("DELETE FROM wake WHERE deployment_id = ? AND seq = ? AND {free}"),
+            vec![id.into(), seq.into(), now.into()],
+        )),
+        (Some(seq), Some(at)) => Some(stmt(
+            &format!("UPDATE wake SET due_at = ? WHERE deployment_id = ? AND seq = ? AND {free}"),
+            vec![at.into(), id.into(), seq.into(), now.into()],
+        )),
+        (None, Some(at)) => Some(stmt(
+            "INSERT INTO wake (deployment_id, due_at, seq) VALUES (?, ?, 1)
+             ON DUPLICATE KEY UPDATE due_at = LEAST(due_at, VALUES(due_at))",
+            vec![id.into(), at.into()],
+        )),
+        (None, None) => None,
     }
-    Ok(())
 }
 
 /// Ends this replica's hold on `id`: the row goes when nothing is left to do (`next = None`) and
@@ -725,29 +719,27 @@ pub async fn release<C: ConnectionTrait>(
     owner: &str,
     next: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
-    match next {
-        None => {
-            conn.execute(stmt(
-                "DELETE FROM wake WHERE deployment_id = ? AND seq = ?",
-                vec![id.into(), seq.into()],
-            ))
-            .await?;
-        }
-        Some(at) => {
-            conn.execute(stmt(
-                "UPDATE wake SET due_at = ?, lease_until = NULL, owner = NULL WHERE deployment_id = ? AND seq = ?",
-                vec![at.into(), id.into(), seq.into()],
-            ))
-            .await?;
-        }
+    for s in release_stmts(id, seq, owner, next) {
+        conn.execute(s).await?;
     }
+    Ok(())
+}
+
+/// The statements of [`release`], in order.
+pub fn release_stmts(id: i64, seq: i64, owner: &str, next: Option<DateTime<Utc>>) -> [Statement; 2] {
+    let settle = match next {
+        None => stmt("DELETE FROM wake WHERE deployment_id = ? AND seq = ?", vec![id.into(), seq.into()]),
+        Some(at) => stmt(
+            "UPDATE wake SET due_at = ?, lease_until = NULL, owner = NULL WHERE deployment_id = ? AND seq = ?",
+            vec![at.into(), id.into(), seq.into()],
+        ),
+    };
     // Touched while held: due now, free for anyone.
-    conn.execute(stmt(
+    let touched = stmt(
         "UPDATE wake SET lease_until = NULL, owner = NULL WHERE deployment_id = ? AND owner = ?",
         vec![id.into(), owner.into()],
-    ))
-    .await?;
-    Ok(())
+    );
+    [settle, touched]
 }
 
 /// Deployments of a page, newest first, with the total.
@@ -838,6 +830,17 @@ mod tests {
         .await
     }
 
+    /// A test database with the service's tables, on a READ COMMITTED pool as the service's.
+    async fn migrated() -> (TestEnv, sea_orm::DatabaseConnection) {
+        let env = TestEnv::new();
+        let cfg = env.cfg.database.clone();
+        let db = sw_db::connect_read_committed(&cfg, super::SERVICE).await.expect("pool");
+        sw_db::migrate::<crate::migration::Migrator>(&db, &sw_db::database_name(&cfg, super::SERVICE))
+            .await
+            .expect("migrate");
+        (env, db)
+    }
+
     fn task(deployment_id: i64, step_index: i32, task_type: &str) -> super::TaskRow {
         super::TaskRow {
             id: 0,
@@ -888,12 +891,7 @@ mod tests {
     #[tokio::test]
     async fn tasks_and_components_read_and_save_in_one_statement_each() {
         use sea_orm::TransactionTrait;
-        let env = TestEnv::new();
-        let cfg = env.cfg.database.clone();
-        let db = sw_db::connect_read_committed(&cfg, super::SERVICE).await.expect("pool");
-        sw_db::migrate::<crate::migration::Migrator>(&db, &sw_db::database_name(&cfg, super::SERVICE))
-            .await
-            .expect("migrate");
+        let (env, db) = migrated().await;
         // Deployment 7: a deploy step with two components, a suspend step, a step with one.
         // Deployment 8 (noise): one step with one component.
         let mut ids = Vec::new();
@@ -920,7 +918,8 @@ mod tests {
         changed[0].state = "SUCCESS".into();
         changed[2].state = "RUNNING".into();
         changed[2].message = Some("it's \\ 'quoted'".into());
-        super::save_tasks(&db, &[&changed[0], &changed[2]]).await.expect("save tasks");
+        let save = super::save_tasks_stmt(&[&changed[0], &changed[2]]).expect("two tasks");
+        assert_eq!(db.execute(save).await.expect("save tasks").rows_affected(), 2);
         assert_eq!(super::tasks(&db, 7).await.expect("tasks"), changed);
 
         // Components: every guard holds → all written; one guard fails → false, rolled back.
@@ -950,6 +949,117 @@ mod tests {
         assert!(!super::save_component(&db, &stale[2], "CREATED", 0).await.expect("save one"));
         assert!(super::save_component(&db, &stale[1], "CREATED", 0).await.expect("save one"));
         assert_eq!(components(&db, 7).await.expect("components")[1], stale[1]);
+        env.cleanup().await;
+    }
+
+    /// A batch writes what a prepared statement writes, for every kind of value the engine has
+    /// (quotes, backslashes, NUL, line breaks, non-ASCII, empty and NULL text, times to the
+    /// microsecond), reports the rows its statements matched, and stops at a failing statement:
+    /// nothing after it runs.
+    #[tokio::test]
+    async fn a_batch_writes_what_prepared_statements_write_and_stops_at_a_failure() {
+        use sea_orm::TransactionTrait;
+        let (env, db) = migrated().await;
+        let texts = [
+            "it's",
+            "back\\slash \\' \\\"",
+            "nul\0byte",
+            "line\nbreak\r\t",
+            "ünïcödé 😀",
+            "",
+            "'); DROP TABLE wake; --",
+        ];
+        let at = chrono::DateTime::from_timestamp(1_795_000_000, 123_456_789).expect("time");
+        // Each text twice: once written by a prepared statement, once by a batch.
+        let mut prepared = Vec::new();
+        let mut batch = sw_db::Batch::new();
+        let mut batched = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let mut t = task(1, i as i32 * 2, "deploy");
+            t.message = Some((*text).to_owned());
+            t.reason = None;
+            t.started_at = Some(at);
+            t.deadline_at = Some(at + chrono::Duration::microseconds(i as i64));
+            t.id = super::insert_task(&db, &t).await.expect("task");
+            prepared.push(t.id);
+            let mut u = task(1, i as i32 * 2 + 1, "deploy");
+            u.id = super::insert_task(&db, &u).await.expect("task");
+            u.message = t.message.clone();
+            u.started_at = t.started_at;
+            u.deadline_at = t.deadline_at;
+            u.updated_at = t.updated_at;
+            batch.push(&super::save_tasks_stmt(&[&u]).expect("one task")).expect("push");
+            batched.push(u.id);
+        }
+        assert_eq!(batch.len(), texts.len());
+        assert_eq!(batch.execute(&db).await.expect("batch"), texts.len() as u64, "one matched row each");
+        let rows = super::tasks(&db, 1).await.expect("tasks");
+        let by_id = |id: i64| rows.iter().find(|t| t.id == id).expect("row").clone();
+        for (p, b) in prepared.iter().zip(&batched) {
+            let (p, b) = (by_id(*p), by_id(*b));
+            assert_eq!(
+                (&p.message, p.reason.is_none(), p.started_at, p.deadline_at, p.updated_at),
+                (&b.message, b.reason.is_none(), b.started_at, b.deadline_at, b.updated_at),
+            );
+        }
+        assert_eq!(by_id(batched[0]).started_at.map(|t| t.timestamp_subsec_micros()), Some(123_456));
+
+        // A failing statement in the middle: the one before ran, the one after did not.
+        let mut first = by_id(batched[0]);
+        first.message = Some("first".into());
+        let mut last = by_id(batched[1]);
+        last.message = Some("last".into());
+        let mut b = sw_db::Batch::new();
+        b.push(&super::save_tasks_stmt(&[&first]).expect("task")).expect("push");
+        let wake =
+            super::stmt("INSERT INTO wake (deployment_id, due_at, seq) VALUES (1, ?, 1)", vec![at.into()]);
+        b.push(&wake).expect("push");
+        b.push(&wake).expect("push");
+        b.push(&super::save_tasks_stmt(&[&last]).expect("task")).expect("push");
+        let txn = db.begin().await.expect("begin");
+        let err = b.execute(&txn).await.expect_err("the second wake-up row is a duplicate");
+        assert!(sw_db::is_duplicate(&err), "{err}");
+        let seen = super::tasks(&txn, 1).await.expect("tasks");
+        let message = |id: i64| seen.iter().find(|t| t.id == id).and_then(|t| t.message.clone());
+        assert_eq!(message(first.id).as_deref(), Some("first"), "the statement before the failure ran");
+        assert_eq!(message(last.id), by_id(batched[1]).message, "the statement after it did not");
+        txn.rollback().await.expect("rollback");
+        assert_eq!(super::tasks(&db, 1).await.expect("tasks"), rows, "rolled back: nothing half-written");
+        env.cleanup().await;
+    }
+
+    /// The joined read looks up each task's components by key: it does not scan the components of
+    /// other deployments (a pass over one deployment costs the same with a million others).
+    #[tokio::test]
+    async fn tasks_and_components_reads_by_key() {
+        let (env, db) = migrated().await;
+        for dep in 1..=40 {
+            for step in 0..3 {
+                let t = super::insert_task(&db, &task(dep, step, "deploy")).await.expect("task");
+                super::insert_component(&db, &component(dep, t, 0)).await.expect("component");
+            }
+        }
+        db.execute_unprepared("ANALYZE TABLE workflow_task, deploy_component").await.expect("analyze");
+        let plan = db
+            .query_all(super::stmt(&format!("EXPLAIN {}", super::TASKS_AND_COMPONENTS), vec![7i64.into()]))
+            .await
+            .expect("explain");
+        let access: Vec<(String, String, Option<String>)> = plan
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "table").expect("table"),
+                    r.try_get("", "type").expect("type"),
+                    r.try_get("", "key").expect("key"),
+                )
+            })
+            .collect();
+        for (table, kind, key) in &access {
+            assert!(
+                matches!(kind.as_str(), "ref" | "eq_ref" | "const") && key.is_some(),
+                "{table} is read by {kind} (key {key:?}), not by key: {access:?}"
+            );
+        }
         env.cleanup().await;
     }
 }
