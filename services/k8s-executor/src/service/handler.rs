@@ -349,7 +349,10 @@ impl CommandHandler {
                     }
                 };
                 let after = plan::after_prune(&done, &pruned.released())?;
-                self.store.save(target, &after, version).await?;
+                // Nothing pruned: the inventory is `done`, already written.
+                if after != done {
+                    self.store.save(target, &after, version).await?;
+                }
                 let assessed: Vec<_> = answers.iter().map(health::assess).collect();
                 let health = health::aggregate(&assessed);
                 let note = note.or_else(|| skipped_note(&pruned)).or(health.message);

@@ -149,6 +149,7 @@ pub enum BuildError {
 pub struct Service {
     bus: Bus,
     db: DatabaseConnection,
+    relay_db: DatabaseConnection,
     outbox: Outbox,
     consumer: ConsumerConfig,
     store: Store,
@@ -191,7 +192,13 @@ pub async fn build(
         result_retention: cfg.executor.result_retention(),
     };
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
-    Ok(Service { bus, db, outbox, consumer, store, clusters, watch, api: None, grace })
+    // The outbox relay's own connection, READ COMMITTED for the session: its passes then need no
+    // `SET TRANSACTION` round trip each (the executor's other transactions keep the server's level).
+    let mut relay_cfg = cfg.database.clone();
+    relay_cfg.max_connections = 1;
+    relay_cfg.min_connections = 0;
+    let relay_db = sw_db::connect_read_committed(&relay_cfg, SERVICE).await?;
+    Ok(Service { bus, db, relay_db, outbox, consumer, store, clusters, watch, api: None, grace })
 }
 
 impl Service {
@@ -250,8 +257,12 @@ impl Service {
             self.consumer.ack_wait,
         ));
         let relay_stop = CancellationToken::new();
-        let relay =
-            tokio::spawn(self.outbox.relay(self.db.clone(), self.bus.clone()).run(relay_stop.clone()));
+        let relay = tokio::spawn(
+            self.outbox
+                .relay(self.relay_db.clone(), self.bus.clone())
+                .session_read_committed()
+                .run(relay_stop.clone()),
+        );
         let watcher =
             watch::Watcher::new(self.store, self.db.clone(), self.outbox.clone(), self.clusters, self.watch);
         let watch_stop = shutdown.child_token();
