@@ -186,9 +186,9 @@ impl ResultHandler {
     ///
     /// `inbox` (the message's inbox row, when the handler writes it) goes in the pass's last batch
     /// of writes. Everything up to the pass's writes only reads, so what fails there leaves the
-    /// transaction as it was. There is no savepoint around the writes (it would cost two round trips on every
-    /// result): should they fail — another writer changed the deployment first, a lock wait — the
-    /// message is retried, and its next delivery takes the plain path.
+    /// transaction as it was. There is no savepoint around the writes (it would cost two round
+    /// trips on every result): should they fail — another writer changed the deployment first, a
+    /// lock wait — the message is retried, and its next delivery takes the plain path.
     async fn advance_inline(
         &self,
         txn: &DatabaseTransaction,
@@ -220,12 +220,8 @@ impl ResultHandler {
         let call = pass.advance(&self.settings, holder);
         // A webhook step is called by the driver: leave the deployment due now.
         let next = if call.is_some() { Some(at) } else { pass.next_due() };
-        let written = async {
-            let settle = store::settle_wake_stmt(deployment_id, seq, next, at);
-            pass.commit(txn, &self.outbox, &self.settings, settle.into_iter().chain(inbox.cloned())).await
-        }
-        .await;
-        match written {
+        let tail = store::settle_wake_stmt(deployment_id, seq, next, at).into_iter().chain(inbox.cloned());
+        match pass.commit(txn, &self.outbox, &self.settings, tail).await {
             Ok(wakes) => Ok(Some((!wakes.is_empty() || call.is_some(), component))),
             Err(e) => Err(HandlerError::retry(format!(
                 "the pass over deployment {deployment_id} did not commit ({e}); the result is retried alone"
