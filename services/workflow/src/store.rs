@@ -327,11 +327,14 @@ pub async fn pin_of<C: ConnectionTrait>(conn: &C, instance_key: &str) -> Result<
 pub async fn insert_deployment<C: ConnectionTrait>(conn: &C, d: &DeploymentRow) -> Result<i64, DbErr> {
     let r = conn
         .execute(stmt(
-            "INSERT INTO deployment (app_id, team, app_package_id, package_version, cluster_id, namespace_id, stage_id,
-                app_instance, instance_key, state, reason, message, kind, source_id, pinned, configuration, launch_query,
-                plan, wf_state, wf_mode, wf_context, wf_reason, wf_message, wf_finished_at, created_by, created_at,
-                updated_at, started_at, finished_at, deadline_at, version)
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            &format!(
+                "INSERT INTO deployment (app_id, team, app_package_id, package_version, cluster_id, namespace_id, stage_id,
+                    app_instance, instance_key, kind, source_id, configuration, launch_query, plan, wf_mode, created_by,
+                    created_at, {}, version)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,{}?)",
+                DEPLOYMENT_SET.join(", "),
+                "?,".repeat(DEPLOYMENT_SET.len())
+            ),
             vec![
                 d.app_id.clone().into(),
                 d.team.clone().into(),
@@ -342,61 +345,71 @@ pub async fn insert_deployment<C: ConnectionTrait>(conn: &C, d: &DeploymentRow) 
                 d.stage_id.clone().into(),
                 d.app_instance.clone().into(),
                 d.instance_key.clone().into(),
-                d.state.clone().into(),
-                d.reason.clone().into(),
-                d.message.clone().into(),
                 d.kind.clone().into(),
                 d.source_id.into(),
-                d.pinned.into(),
                 d.configuration.clone().into(),
                 d.launch_query.clone().into(),
                 d.plan.clone().into(),
-                d.wf_state.clone().into(),
                 d.wf_mode.clone().into(),
-                d.wf_context.clone().into(),
-                d.wf_reason.clone().into(),
-                d.wf_message.clone().into(),
-                d.wf_finished_at.into(),
                 d.created_by.clone().into(),
                 d.created_at.into(),
-                d.updated_at.into(),
-                d.started_at.into(),
-                d.finished_at.into(),
-                d.deadline_at.into(),
-                d.version.into(),
-            ],
+            ]
+            .into_iter()
+            .chain(deployment_values(d))
+            .chain([d.version.into()])
+            .collect(),
         ))
         .await?;
     Ok(r.last_insert_id() as i64)
+}
+
+/// The columns of a deployment that change after its insert ([`save_deployment_stmt`]), besides
+/// `version`.
+const DEPLOYMENT_SET: &[&str] = &[
+    "state",
+    "reason",
+    "message",
+    "pinned",
+    "wf_state",
+    "wf_context",
+    "wf_reason",
+    "wf_message",
+    "wf_finished_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "deadline_at",
+];
+
+/// A deployment's mutable columns, in the order of [`DEPLOYMENT_SET`].
+fn deployment_values(d: &DeploymentRow) -> Vec<Value> {
+    vec![
+        d.state.clone().into(),
+        d.reason.clone().into(),
+        d.message.clone().into(),
+        d.pinned.into(),
+        d.wf_state.clone().into(),
+        d.wf_context.clone().into(),
+        d.wf_reason.clone().into(),
+        d.wf_message.clone().into(),
+        d.wf_finished_at.into(),
+        d.updated_at.into(),
+        d.started_at.into(),
+        d.finished_at.into(),
+        d.deadline_at.into(),
+    ]
 }
 
 /// Writes the mutable columns of `d` if its version is still `expected`; the row gets
 /// `expected + 1`. The statement matches one row when the guard holds, none when someone else
 /// changed the deployment first.
 pub fn save_deployment_stmt(d: &DeploymentRow, expected: i64) -> Statement {
+    let set: Vec<String> = DEPLOYMENT_SET.iter().map(|c| format!("{c} = ?")).collect();
+    let mut values = deployment_values(d);
+    values.extend([(expected + 1).into(), d.id.into(), expected.into()]);
     stmt(
-        "UPDATE deployment SET state = ?, reason = ?, message = ?, pinned = ?, wf_state = ?, wf_context = ?,
-            wf_reason = ?, wf_message = ?, wf_finished_at = ?, updated_at = ?, started_at = ?, finished_at = ?,
-            deadline_at = ?, version = ?
-         WHERE id = ? AND version = ?",
-        vec![
-            d.state.clone().into(),
-            d.reason.clone().into(),
-            d.message.clone().into(),
-            d.pinned.into(),
-            d.wf_state.clone().into(),
-            d.wf_context.clone().into(),
-            d.wf_reason.clone().into(),
-            d.wf_message.clone().into(),
-            d.wf_finished_at.into(),
-            d.updated_at.into(),
-            d.started_at.into(),
-            d.finished_at.into(),
-            d.deadline_at.into(),
-            (expected + 1).into(),
-            d.id.into(),
-            expected.into(),
-        ],
+        &format!("UPDATE deployment SET {}, version = ? WHERE id = ? AND version = ?", set.join(", ")),
+        values,
     )
 }
 
