@@ -137,37 +137,27 @@ pub struct Pass {
 }
 
 impl Pass {
-    /// Loads deployment `id`; `None` when it does not exist.
+    /// Loads deployment `id` (one statement: [`store::deployment_rows`]); `None` when it does not
+    /// exist.
     pub async fn load<C: ConnectionTrait>(
         conn: &C,
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<Self>, PassError> {
-        let Some(dep) = store::deployment(conn, id).await? else { return Ok(None) };
-        Self::load_rest(conn, dep, now).await.map(Some)
+        Ok(Self::load_with_wake(conn, id, now).await?.map(|(pass, _)| pass))
     }
 
     /// [`Pass::load`], with the `seq` of the deployment's wake-up row (`None`: it has none) read in
-    /// the same statement as the deployment: a wake-up written after the load moves `seq`.
+    /// the same statement: a wake-up written after the load moves `seq`.
     pub async fn load_with_wake<C: ConnectionTrait>(
         conn: &C,
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<(Self, Option<i64>)>, PassError> {
-        let Some((dep, seq)) = store::deployment_with_wake(conn, id).await? else { return Ok(None) };
-        Ok(Some((Self::load_rest(conn, dep, now).await?, seq)))
-    }
-
-    async fn load_rest<C: ConnectionTrait>(
-        conn: &C,
-        dep: DeploymentRow,
-        now: DateTime<Utc>,
-    ) -> Result<Self, PassError> {
-        let id = dep.id;
-        let (tasks, comps) = store::tasks_and_components(conn, id).await?;
-        let plan: Plan = serde_json::from_str(&dep.plan)
+        let Some(rows) = store::deployment_rows(conn, id).await? else { return Ok(None) };
+        let plan: Plan = serde_json::from_str(&rows.dep.plan)
             .map_err(|e| PassError::Corrupt { id, message: format!("plan: {e}") })?;
-        Ok(Self::new(dep, tasks, comps, plan, now))
+        Ok(Some((Self::new(rows.dep, rows.tasks, rows.comps, plan, now), rows.wake_seq)))
     }
 
     /// A pass over rows already in hand (`tasks` by step, `comps` by task and unit, as

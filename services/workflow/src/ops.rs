@@ -176,9 +176,13 @@ async fn read(ctx: &Ctx, call: &RpcCall, id: i64) -> Result<(DeploymentRow, Prin
 
 async fn get(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
     let id = deployment_param(&call)?;
-    let (dep, _) = read(&ctx, &call, id).await?;
-    let (tasks, comps) = store::tasks_and_components(&ctx.db, id).await.map_err(sw_db::api_error)?;
-    Ok(RpcReply::ok(view::detail(&dep, &tasks, &comps)))
+    let principal = ctx.principal(&call).await?;
+    let rows = store::deployment_rows(&ctx.db, id)
+        .await
+        .map_err(sw_db::api_error)?
+        .ok_or_else(|| no_deployment(id))?;
+    require(&principal, Op::Read, &rows.dep)?;
+    Ok(RpcReply::ok(view::detail(&rows.dep, &rows.tasks, &rows.comps)))
 }
 
 async fn workflow_get(ctx: Arc<Ctx>, call: RpcCall) -> Result<RpcReply, ApiError> {
