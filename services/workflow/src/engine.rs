@@ -31,7 +31,7 @@ use sea_orm::{ConnectionTrait, DbErr, Statement};
 use serde_json::{Map, Value};
 use sw_bus::CloudEvent;
 use sw_bus::outbox::Outbox;
-use sw_contracts::executor::K8sApplyCommand;
+use sw_contracts::executor::{ComponentTarget, K8sApplyCommand};
 use sw_contracts::workflow::{self as wire, state_action};
 use sw_db::Batch;
 
@@ -134,6 +134,11 @@ pub struct Pass {
     /// The rows were written by the same transaction (a launch's pass): nobody else can see
     /// them, so nothing can change them first and the pass writes everything in one round trip.
     pub fresh: bool,
+    /// Revision counters read with the deployment: a command to a key held here counts its
+    /// revision in the pass's writes; to any other key, with a round trip of its own.
+    pub revisions: store::Revisions,
+    /// The statements counting the revisions of this pass's commands ([`store::claim_revision_stmt`]).
+    claims: Vec<Statement>,
 }
 
 impl Pass {
@@ -157,7 +162,9 @@ impl Pass {
         let Some(rows) = store::deployment_rows(conn, id).await? else { return Ok(None) };
         let plan: Plan = serde_json::from_str(&rows.dep.plan)
             .map_err(|e| PassError::Corrupt { id, message: format!("plan: {e}") })?;
-        Ok(Some((Self::new(rows.dep, rows.tasks, rows.comps, plan, now), rows.wake_seq)))
+        let mut pass = Self::new(rows.dep, rows.tasks, rows.comps, plan, now);
+        pass.revisions = rows.revisions;
+        Ok(Some((pass, rows.wake_seq)))
     }
 
     /// A pass over rows already in hand (`tasks` by step, `comps` by task and unit, as
@@ -191,6 +198,8 @@ impl Pass {
             traceparent: None,
             actor: "system:workflow".into(),
             fresh: false,
+            revisions: store::Revisions::new(),
+            claims: Vec::new(),
         }
     }
 
@@ -957,11 +966,13 @@ impl Pass {
     /// Writes the pass in `txn`, with `tail` (the caller's statements about the deployment's
     /// wake-up row) after it. Returns the ids of other deployments to wake.
     ///
-    /// The writes take two round trips whatever the pass changed (plus one per apply command, for
-    /// its revision): the guarded rows — components, tasks and the deployment — in one
-    /// [`sw_db::Batch`], whose matched-row count tells whether every compare-and-swap held, then
-    /// the outbox rows, the other deployments' wake-ups and `tail` in another. Over rows nobody
-    /// else can see yet ([`Pass::fresh`]) no guard can fail, and everything goes in one.
+    /// The writes take two round trips whatever the pass changed: the guarded rows — components,
+    /// tasks and the deployment — in one [`sw_db::Batch`], whose matched-row count tells whether
+    /// every compare-and-swap held, then the revision counters, the outbox rows, the other
+    /// deployments' wake-ups and `tail` in another. Over rows nobody else can see yet
+    /// ([`Pass::fresh`]) no guard can fail, and everything goes in one. A revision counter that
+    /// moved since it was read fails its statement: the pass is then a [`PassError::Conflict`].
+    /// An apply command to a key whose counter was not read costs a round trip for its revision.
     pub async fn commit<C: ConnectionTrait>(
         mut self,
         txn: &C,
@@ -1020,6 +1031,9 @@ impl Pass {
         {
             wake_others.push(next);
         }
+        for s in std::mem::take(&mut self.claims) {
+            rest.push(&s)?;
+        }
         if let Some(s) = outbox.insert_statement(rows) {
             rest.push(&s)?;
         }
@@ -1029,8 +1043,11 @@ impl Pass {
         for s in tail {
             rest.push(&s)?;
         }
-        rest.execute(txn).await?;
-        Ok(wake_others)
+        match rest.execute(txn).await {
+            Err(e) if sw_db::is_check_violation(&e) => Err(PassError::Conflict(id)),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(wake_others),
+        }
     }
 
     /// Counts the revision of component `i` and builds its apply command's outbox row.
@@ -1058,11 +1075,16 @@ impl Pass {
         let (Some(target), Some(rendered)) = (unit.target.clone(), unit.component.clone()) else {
             return Err(corrupt("a skipped component was sent"));
         };
-        let key = format!(
-            "{}/{}/{}/{}",
-            target.cluster_id, target.namespace, target.app_instance, target.component_instance
-        );
-        let revision = store::next_revision(txn, &key).await?;
+        let key = revision_key(&target);
+        let revision = match self.revisions.get(&key) {
+            Some(&now) => {
+                let (next, claim) = store::claim_revision_stmt(&key, now);
+                self.claims.push(claim);
+                self.revisions.insert(key, Some(next));
+                next
+            }
+            None => store::next_revision(txn, &key).await?,
+        };
         let mut component = rendered;
         Vars::new(&target, id as u64, c.id as u64, self.dep.app_package_id as u64).fill(&mut component);
         let command_id = command_id(id, c.id, c.attempt);
@@ -1140,6 +1162,15 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
         }
         other => *target = other.clone(),
     }
+}
+
+/// The key of the revision counter of a component's target: its instance in its cluster and
+/// namespace (`store::REVISION_KEY` makes the same from the rows).
+pub fn revision_key(target: &ComponentTarget) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        target.cluster_id, target.namespace, target.app_instance, target.component_instance
+    )
 }
 
 /// The id of the apply command of attempt `attempt` of component `component` of deployment

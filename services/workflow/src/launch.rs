@@ -346,7 +346,11 @@ async fn write(
         // Taken before looking for a holder: a launch of the same instance running now commits
         // first, and this one then sees it.
         store::lock_instance(&txn, &key).await.map_err(sw_db::api_error)?;
-        let holder = store::any_holder(&txn, &key).await.map_err(sw_db::api_error)?;
+        // With the revision counters of the components, so that the first pass counts their
+        // revisions in its writes.
+        let (holder, revisions) = store::holder_and_revisions(&txn, &key, &revision_keys(&new.plan))
+            .await
+            .map_err(sw_db::api_error)?;
         if let (Some(h), LaunchConflict::Reject) = (holder, ctx.on_conflict) {
             return Err(ApiError::conflict(
                 "deployment_in_progress",
@@ -361,15 +365,21 @@ async fn write(
         let written = match insert(&txn, &ctx.outbox, new, now(), traceparent, holder.is_some()).await {
             Ok(rows) if holder.is_none() => {
                 let id = rows.dep.id;
-                start(ctx, txn, rows, new.plan.clone(), traceparent).await.map(|state| (id, state))
+                start(ctx, txn, rows, new.plan.clone(), revisions, traceparent).await.map(|state| (id, state))
             }
-            Ok(rows) => txn.commit().await.map(|()| (rows.dep.id, "CREATED".to_owned())),
-            Err(e) => Err(e),
+            Ok(rows) => {
+                txn.commit().await.map(|()| (rows.dep.id, "CREATED".to_owned())).map_err(PassError::Db)
+            }
+            Err(e) => Err(PassError::Db(e)),
         };
         match written {
             Ok((id, state)) => return Ok((id, holder, state)),
-            Err(e) if sw_db::is_lock_conflict(&e) && attempts < 5 => continue,
-            Err(e) => return Err(sw_db::api_error(e)),
+            Err(PassError::Db(e)) if sw_db::is_lock_conflict(&e) && attempts < 5 => continue,
+            // A revision counter moved since it was read: another deployment of one of the
+            // components' instances (one waiting for an operator, retried) counted a revision.
+            Err(PassError::Conflict(_)) if attempts < 5 => continue,
+            Err(PassError::Db(e)) => return Err(sw_db::api_error(e)),
+            Err(e) => return Err(ApiError::internal(&e)),
         }
     }
 }
@@ -383,20 +393,22 @@ async fn start(
     txn: sea_orm::DatabaseTransaction,
     rows: Inserted,
     plan: Plan,
+    revisions: store::Revisions,
     traceparent: Option<&str>,
-) -> Result<String, DbErr> {
+) -> Result<String, PassError> {
     let started = std::time::Instant::now();
     let at = now();
     let id = rows.dep.id;
     let mut pass = Pass::new(rows.dep, rows.tasks, rows.comps, plan, at);
     pass.traceparent = traceparent.map(str::to_owned);
     pass.fresh = true;
+    pass.revisions = revisions;
     let call = pass.advance(&ctx.settings, None);
     // A webhook step is called by the driver: leave the deployment due now.
     let next = if call.is_some() { Some(at) } else { pass.next_due() };
     let state = pass.dep.state.clone();
     let settle = store::settle_wake_stmt(id, None, next, at);
-    pass.commit(&txn, &ctx.outbox, &ctx.settings, settle).await.map_err(pass_error)?;
+    pass.commit(&txn, &ctx.outbox, &ctx.settings, settle).await?;
     txn.commit().await?;
     let seconds = started.elapsed().as_secs_f64();
     metrics::histogram!(crate::service::PASS_SECONDS).record(seconds);
@@ -404,13 +416,13 @@ async fn start(
     Ok(state)
 }
 
-/// A pass's error inside the launch's transaction (nobody else can see the new rows, so a
-/// conflict or a corrupt plan is a fault; a lock conflict is retried by [`write`]).
-fn pass_error(e: PassError) -> DbErr {
-    match e {
-        PassError::Db(e) => e,
-        other => DbErr::Custom(other.to_string()),
-    }
+/// The revision keys of every component the plan may send.
+fn revision_keys(plan: &Plan) -> Vec<String> {
+    let units = plan.steps.iter().flat_map(|s| &s.units);
+    units
+        .filter_map(|u| u.target.as_ref().filter(|_| u.component.is_some()))
+        .map(crate::engine::revision_key)
+        .collect()
 }
 
 /// The body (JSON, or YAML the gateway turned into JSON) as an ApplicationConfiguration.

@@ -12,7 +12,12 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(sw_bus::outbox::Migration), Box::new(M0001Deployments), Box::new(M0002InstanceLock)]
+        vec![
+            Box::new(sw_bus::outbox::Migration),
+            Box::new(M0001Deployments),
+            Box::new(M0002InstanceLock),
+            Box::new(M0003RevisionCheck),
+        ]
     }
 }
 
@@ -169,6 +174,39 @@ impl MigrationTrait for M0002InstanceLock {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS instance_lock").await?;
+        Ok(())
+    }
+}
+
+/// A revision counter is never 0 or below: a pass that counts revisions it read with the deployment
+/// writes 0 when the counter moved since ([`crate::store::claim_revision_stmt`]), and this
+/// constraint turns that into an error, which rolls the pass back.
+#[derive(Debug)]
+struct M0003RevisionCheck;
+
+impl MigrationName for M0003RevisionCheck {
+    fn name(&self) -> &str {
+        "m0003_revision_check"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003RevisionCheck {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "ALTER TABLE component_revision ADD CONSTRAINT ck_revision_positive CHECK (revision > 0)",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("ALTER TABLE component_revision DROP CONSTRAINT ck_revision_positive")
+            .await?;
         Ok(())
     }
 }

@@ -225,36 +225,40 @@ fn select_list(alias: &str, columns: &[&str], prefix: &str) -> String {
     columns.iter().map(|c| format!("{alias}.{c} AS {prefix}{c}")).collect::<Vec<_>>().join(", ")
 }
 
-/// A task's rows and its components' (prefixed `c_`), with NULLs on the right for a task without
-/// components. Components are joined on their deployment and task, the prefix of
-/// `uq_component_unit`: joined on the task alone, the server scans every component of every
-/// deployment for each read.
-fn task_and_component_columns() -> String {
-    format!("{}, {}", select_list("t", TASK_COLUMNS, ""), select_list("c", COMPONENT_COLUMNS, "c_"))
-}
-
-const TASKS_OF_DEPLOYMENT: &str = "FROM workflow_task t
-     LEFT JOIN deploy_component c ON c.deployment_id = t.deployment_id AND c.task_id = t.id
-     WHERE t.deployment_id = ?";
-
 /// The read of [`deployment_rows`]: the deployment and its wake-up row's `seq` (columns prefixed
-/// `d_`, NULLs for the rest), then its tasks and components (NULLs for the deployment's columns).
+/// `d_`, NULLs for the rest), then its tasks with their components (prefixed `c_`; NULLs for a
+/// task without components) and each component's revision counter (`c_revision_key`, the key the
+/// SQL makes of the component's placement, and its counter `c_revision_now`, NULL when it has
+/// none). Components are joined on their deployment and task, the prefix of `uq_component_unit`:
+/// joined on the task alone, the server scans every component of every deployment for each read.
 static DEPLOYMENT_ROWS: LazyLock<String> = LazyLock::new(|| {
     let nulls = |columns: &[&str], prefix: &str| {
         columns.iter().map(|c| format!("NULL AS {prefix}{c}")).collect::<Vec<_>>().join(", ")
     };
     format!(
-        "SELECT {}, w.seq AS wake_seq, {}, {}
+        "SELECT {}, w.seq AS wake_seq, {}, {}, NULL AS c_revision_key, NULL AS c_revision_now
            FROM deployment d LEFT JOIN wake w ON w.deployment_id = d.id WHERE d.id = ?
          UNION ALL
-         SELECT {}, NULL, {} {TASKS_OF_DEPLOYMENT}",
+         SELECT {}, NULL, {}, {}, {REVISION_KEY}, r.revision
+           FROM workflow_task t
+           JOIN deployment d ON d.id = t.deployment_id
+           LEFT JOIN deploy_component c ON c.deployment_id = t.deployment_id AND c.task_id = t.id
+           LEFT JOIN component_revision r ON r.instance_key = {REVISION_KEY}
+          WHERE t.deployment_id = ?",
         select_list("d", DEPLOYMENT_COLUMNS, "d_"),
         nulls(TASK_COLUMNS, ""),
         nulls(COMPONENT_COLUMNS, "c_"),
         vec!["NULL"; DEPLOYMENT_COLUMNS.len()].join(", "),
-        task_and_component_columns(),
+        select_list("t", TASK_COLUMNS, ""),
+        select_list("c", COMPONENT_COLUMNS, "c_"),
     )
 });
+
+/// A component's revision key (`cluster/namespace/app instance/component instance`, as
+/// [`crate::engine::revision_key`] makes it from the component's target) from its row and its
+/// deployment's.
+const REVISION_KEY: &str =
+    "CONCAT(c.cluster_id, '/', c.namespace_id, '/', d.app_instance, '/', c.component_instance)";
 
 /// What a pass reads of a deployment ([`deployment_rows`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -266,7 +270,14 @@ pub struct DeploymentRows {
     pub tasks: Vec<TaskRow>,
     /// By task (in the order of `tasks`) and unit.
     pub comps: Vec<ComponentRow>,
+    /// The revision counters of the components' keys (see [`Revisions`]).
+    pub revisions: Revisions,
 }
+
+/// Revision counters read with a deployment, by key: the value it had, or `None` when the key had
+/// no counter yet. A pass counts a revision of a key it holds here without a round trip
+/// ([`claim_revision_stmt`]); of any other key, with one ([`next_revision`]).
+pub type Revisions = std::collections::HashMap<String, Option<i64>>;
 
 /// Deployment `id` with the `seq` of its wake-up row, its tasks and its components, read in one
 /// statement (one round trip, one snapshot); `None` when it does not exist.
@@ -275,6 +286,7 @@ pub async fn deployment_rows<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Op
     let mut dep = None;
     let mut tasks: Vec<TaskRow> = Vec::new();
     let mut comps = Vec::new();
+    let mut revisions = Revisions::new();
     for row in &rows {
         if row.try_get::<Option<i64>>("", "d_id")?.is_some() {
             dep = Some((DeploymentRow::from_query_result(row, "d_")?, row.try_get("", "wake_seq")?));
@@ -288,13 +300,14 @@ pub async fn deployment_rows<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Op
         }
         if row.try_get::<Option<i64>>("", "c_id")?.is_some() {
             comps.push(ComponentRow::from_query_result(row, "c_")?);
+            revisions.insert(row.try_get("", "c_revision_key")?, row.try_get("", "c_revision_now")?);
         }
     }
     let Some((dep, wake_seq)) = dep else { return Ok(None) };
     tasks.sort_by_key(|t| (t.step_index, t.id));
     let place = |task_id: i64| tasks.iter().position(|t| t.id == task_id);
     comps.sort_by_key(|c| (place(c.task_id), c.unit_index));
-    Ok(Some(DeploymentRows { dep, wake_seq, tasks, comps }))
+    Ok(Some(DeploymentRows { dep, wake_seq, tasks, comps, revisions }))
 }
 
 /// The component sent as `command_id`, with its deployment's app and app instance (for its
@@ -360,6 +373,42 @@ pub async fn lock_instance<C: ConnectionTrait>(conn: &C, instance_key: &str) -> 
 /// Any deployment holding `instance_key`.
 pub async fn any_holder<C: ConnectionTrait>(conn: &C, instance_key: &str) -> Result<Option<i64>, DbErr> {
     holder_before(conn, instance_key, i64::MAX).await
+}
+
+/// Any deployment holding `instance_key` ([`any_holder`]), and the revision counters of `keys` (see [`Revisions`]),
+/// in one statement.
+pub async fn holder_and_revisions<C: ConnectionTrait>(
+    conn: &C,
+    instance_key: &str,
+    keys: &[String],
+) -> Result<(Option<i64>, Revisions), DbErr> {
+    // One row at least (the holder), and one per key that has a counter.
+    let on = if keys.is_empty() {
+        "FALSE".to_owned()
+    } else {
+        format!("r.instance_key IN ({})", vec!["?"; keys.len()].join(", "))
+    };
+    let mut values: Vec<Value> = vec![instance_key.into()];
+    values.extend(keys.iter().map(|k| Value::from(k.as_str())));
+    let rows = conn
+        .query_all(stmt(
+            &format!(
+                "SELECT (SELECT MIN(id) FROM deployment WHERE instance_key = ? AND state IN ({HOLDING_STATES})) AS holder,
+                        r.instance_key, r.revision
+                   FROM (SELECT 1 AS one) one LEFT JOIN component_revision r ON {on}"
+            ),
+            values,
+        ))
+        .await?;
+    let mut revisions: Revisions = keys.iter().map(|k| (k.clone(), None)).collect();
+    let mut holder = None;
+    for row in &rows {
+        holder = row.try_get::<Option<i64>>("", "holder")?;
+        if let Some(key) = row.try_get::<Option<String>>("", "instance_key")? {
+            revisions.insert(key, Some(row.try_get("", "revision")?));
+        }
+    }
+    Ok((holder, revisions))
 }
 
 /// The oldest deployment of `instance_key` waiting to start (state `CREATED`), other than `except`.
@@ -718,6 +767,22 @@ pub async fn next_revision<C: ConnectionTrait>(conn: &C, instance_key: &str) -> 
         0 => Err(DbErr::Custom("the revision counter returned no value".into())),
         n => i64::try_from(n).map_err(|e| DbErr::Custom(e.to_string())),
     }
+}
+
+/// Counts revision `now + 1` (1 when `now` is `None`: the key had no counter) of `instance_key`,
+/// whose counter was read as `now`, without reading it again; the new revision and the statement.
+/// When the counter is no longer `now` (another pass counted one since, or created it), the
+/// statement writes 0, which `ck_revision_positive` refuses: the transaction fails
+/// ([`sw_db::is_check_violation`]) and nothing of it is written.
+pub fn claim_revision_stmt(instance_key: &str, now: Option<i64>) -> (i64, Statement) {
+    let seen = now.unwrap_or(0);
+    let next = seen + 1;
+    let s = stmt(
+        "INSERT INTO component_revision (instance_key, revision) VALUES (?, ?)
+         ON DUPLICATE KEY UPDATE revision = IF(revision = ?, ?, 0)",
+        vec![instance_key.into(), next.into(), seen.into(), next.into()],
+    );
+    (next, s)
 }
 
 /// Marks deployment `id` due at `at` (now, for "look at it at once").
@@ -1094,6 +1159,18 @@ mod tests {
             vec![(ids[3], 0), (ids[3], 1), (ids[0], 0)]
         );
         assert_eq!(comps, components(&db, dep).await.expect("components"));
+        // The components' revision counters: c0 has one, c1 none yet.
+        assert_eq!(
+            read.revisions,
+            [("emu/default/a/c0".to_owned(), None), ("emu/default/a/c1".to_owned(), None)].into()
+        );
+        for _ in 0..4 {
+            super::next_revision(&db, "emu/default/a/c0").await.expect("revision");
+        }
+        assert_eq!(
+            super::deployment_rows(&db, dep).await.expect("read").expect("found").revisions,
+            [("emu/default/a/c0".to_owned(), Some(4)), ("emu/default/a/c1".to_owned(), None)].into()
+        );
         // The wake-up row's seq comes with it; a deployment without tasks reads alone; none: None.
         super::wake(&db, dep, chrono::Utc::now()).await.expect("wake");
         super::wake(&db, dep, chrono::Utc::now()).await.expect("wake");
@@ -1139,6 +1216,61 @@ mod tests {
         assert!(!super::save_component(&db, &stale[2], "CREATED", 0).await.expect("save one"));
         assert!(super::save_component(&db, &stale[1], "CREATED", 0).await.expect("save one"));
         assert_eq!(components(&db, dep).await.expect("components")[1], stale[1]);
+        env.cleanup().await;
+    }
+
+    /// A revision counted from the counter read with the deployment takes the next number when
+    /// the counter is still what was read (or still missing), and fails the transaction — nothing
+    /// written — when another pass counted one since: whichever way the two raced, no revision is
+    /// given twice.
+    #[tokio::test]
+    async fn a_revision_counted_without_a_read_is_never_given_twice() {
+        use sea_orm::TransactionTrait;
+        let (env, db) = migrated().await;
+        let key = "emu/default/a/c0";
+        let (holder, read) =
+            super::holder_and_revisions(&db, "emu/default/a", &[key.to_owned()]).await.expect("read");
+        assert_eq!((holder, read.clone()), (None, [(key.to_owned(), None)].into()));
+        let counter = || async {
+            super::holder_and_revisions(&db, "emu/default/a", &[key.to_owned()]).await.expect("read").1[key]
+        };
+
+        // Missing, and still missing: 1.
+        let (next, claim) = super::claim_revision_stmt(key, read[key]);
+        assert_eq!(next, 1);
+        db.execute(claim).await.expect("claim");
+        assert_eq!(counter().await, Some(1));
+        // Read as 1 and still 1: 2. In a batch, as a pass writes it.
+        let (next, claim) = super::claim_revision_stmt(key, Some(1));
+        assert_eq!(next, 2);
+        let mut batch = sw_db::Batch::new();
+        batch.push(&claim).expect("push");
+        batch.execute(&db).await.expect("claim");
+        assert_eq!(counter().await, Some(2));
+
+        // Stale: read as 1 (another pass counted 2 since), or read as missing (another created it).
+        for seen in [Some(1), None] {
+            let txn = db.begin().await.expect("begin");
+            let (_, claim) = super::claim_revision_stmt(key, seen);
+            let err = txn.execute(claim).await.expect_err("the counter moved");
+            assert!(sw_db::is_check_violation(&err), "{err}");
+            assert!(!sw_db::is_lock_conflict(&err) && !sw_db::is_duplicate(&err), "{err}");
+            txn.rollback().await.expect("rollback");
+            assert_eq!(counter().await, Some(2), "nothing written");
+        }
+        // The counter with a round trip goes on from there.
+        assert_eq!(super::next_revision(&db, key).await.expect("revision"), 3);
+
+        // The holder comes with the counters: one row per known key, absent keys as None.
+        let id = super::insert_deployment(&db, &deployment("a")).await.expect("deployment");
+        let keys = [key.to_owned(), "emu/default/a/other".to_owned()];
+        let (holder, read) = super::holder_and_revisions(&db, "emu/default/a", &keys).await.expect("read");
+        assert_eq!(holder, Some(id));
+        assert_eq!(read, [(keys[0].clone(), Some(3)), (keys[1].clone(), None)].into());
+        assert_eq!(
+            super::holder_and_revisions(&db, "emu/default/b", &[]).await.expect("read"),
+            (None, [].into())
+        );
         env.cleanup().await;
     }
 
@@ -1232,6 +1364,7 @@ mod tests {
                 let t = super::insert_task(&db, &task(dep, step, "deploy")).await.expect("task");
                 super::insert_component(&db, &component(dep, t, 0)).await.expect("component");
             }
+            super::next_revision(&db, &format!("emu/default/i{i}/c0")).await.expect("revision");
             if i == 7 {
                 some = dep;
             }
@@ -1257,7 +1390,7 @@ mod tests {
             })
             .collect();
         let tables: Vec<&str> = access.iter().map(|(t, _, _)| t.as_str()).collect();
-        for t in ["d", "w", "t", "c"] {
+        for t in ["d", "w", "t", "c", "r"] {
             assert!(tables.contains(&t), "{t} is not in the plan: {access:?}");
         }
         for (table, kind, key) in &access {

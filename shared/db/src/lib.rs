@@ -203,19 +203,32 @@ pub fn is_unavailable(e: &DbErr) -> bool {
     }
 }
 
+/// The server's error number of `e`, when the server refused a statement.
+fn server_error_number(e: &DbErr) -> Option<u16> {
+    use sea_orm::sqlx::mysql::MySqlDatabaseError;
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d)))
+        | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d))) => {
+            d.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number)
+        }
+        _ => None,
+    }
+}
+
 /// MariaDB's "lock wait timeout" and "deadlock" errors: two transactions wanted the same rows and
 /// this one lost. Nothing of it was written; running it again usually succeeds.
 pub fn is_lock_conflict(e: &DbErr) -> bool {
-    use sea_orm::sqlx::mysql::MySqlDatabaseError;
     const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
     const ER_LOCK_DEADLOCK: u16 = 1213;
-    match e {
-        DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d)))
-        | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d))) => d
-            .try_downcast_ref::<MySqlDatabaseError>()
-            .is_some_and(|m| matches!(m.number(), ER_LOCK_WAIT_TIMEOUT | ER_LOCK_DEADLOCK)),
-        _ => false,
-    }
+    matches!(server_error_number(e), Some(ER_LOCK_WAIT_TIMEOUT | ER_LOCK_DEADLOCK))
+}
+
+/// True when a write failed a `CHECK` constraint (MariaDB `ER_CONSTRAINT_FAILED`, MySQL
+/// `ER_CHECK_CONSTRAINT_VIOLATED`).
+pub fn is_check_violation(e: &DbErr) -> bool {
+    const ER_CONSTRAINT_FAILED: u16 = 4025;
+    const ER_CHECK_CONSTRAINT_VIOLATED: u16 = 3819;
+    matches!(server_error_number(e), Some(ER_CONSTRAINT_FAILED | ER_CHECK_CONSTRAINT_VIOLATED))
 }
 
 /// True when an insert failed on a unique key.
