@@ -131,9 +131,6 @@ pub struct Pass {
     /// Who acts (`user:alice` for an operator's action; the engine's own passes are
     /// `system:workflow`), recorded on deployments a rollback creates.
     pub actor: String,
-    /// The rows were written by the same transaction (a launch's pass): nobody else can see
-    /// them, so nothing can change them first and the pass writes everything in one round trip.
-    pub fresh: bool,
     /// Revision counters read with the deployment: a command to a key held here counts its
     /// revision in the pass's writes; to any other key, with a round trip of its own.
     pub revisions: store::Revisions,
@@ -197,7 +194,6 @@ impl Pass {
             now,
             traceparent: None,
             actor: "system:workflow".into(),
-            fresh: false,
             revisions: store::Revisions::new(),
             claims: Vec::new(),
         }
@@ -966,13 +962,13 @@ impl Pass {
     /// Writes the pass in `txn`, with `tail` (the caller's statements about the deployment's
     /// wake-up row) after it. Returns the ids of other deployments to wake.
     ///
-    /// The writes take two round trips whatever the pass changed: the guarded rows — components,
-    /// tasks and the deployment — in one [`sw_db::Batch`], whose matched-row count tells whether
-    /// every compare-and-swap held, then the revision counters, the outbox rows, the other
-    /// deployments' wake-ups and `tail` in another. Over rows nobody else can see yet
-    /// ([`Pass::fresh`]) no guard can fail, and everything goes in one. A revision counter that
-    /// moved since it was read fails its statement: the pass is then a [`PassError::Conflict`].
-    /// An apply command to a key whose counter was not read costs a round trip for its revision.
+    /// The writes take one round trip whatever the pass changed: one [`sw_db::Batch`] with the
+    /// guarded rows — components, tasks, and the deployment, whose statement checks every
+    /// compare-and-swap — then the revision counters, the outbox rows, the other deployments'
+    /// wake-ups and `tail`. A failed guard, or a revision counter that moved since it was read,
+    /// fails its statement (a `CHECK` constraint): nothing after it runs, and the pass is a
+    /// [`PassError::Conflict`], whose transaction the caller rolls back. An apply command to a key
+    /// whose counter was not read costs a round trip for its revision.
     pub async fn commit<C: ConnectionTrait>(
         mut self,
         txn: &C,
@@ -990,39 +986,6 @@ impl Pass {
         // supersedes), and a failed guard rolls them back with the rest.
         let rollback_to =
             if self.rollback { crate::rollback::start(txn, &self, outbox).await? } else { None };
-        // Components, tasks and the deployment: each statement matches at most its own rows, so the
-        // sum is the number of rows exactly when every guard held. A component changed by an
-        // executor result since the load, or a deployment changed by anyone, makes the pass stale.
-        let mut guarded = Batch::new();
-        let mut expected = 0;
-        let changed: Vec<_> = self
-            .dirty_comps
-            .iter()
-            .map(|&i| (&self.comps[i], self.loaded_comps[i].0.as_str(), self.loaded_comps[i].1))
-            .collect();
-        if let Some(s) = store::save_components_stmt(&changed) {
-            guarded.push(&s)?;
-            expected += changed.len() as u64;
-        }
-        let tasks: Vec<_> = self.dirty_tasks.iter().map(|&i| &self.tasks[i]).collect();
-        if let Some(s) = store::save_tasks_stmt(&tasks) {
-            guarded.push(&s)?;
-            expected += tasks.len() as u64;
-        }
-        if self.changed() {
-            self.dep.updated_at = self.now;
-            guarded.push(&store::save_deployment_stmt(&self.dep, self.loaded_version))?;
-            expected += 1;
-        }
-        let mut rest = Batch::new();
-        if self.fresh {
-            rest = guarded;
-        } else if guarded.execute(txn).await? != expected {
-            return Err(PassError::Conflict(id));
-        }
-        for ev in &self.events {
-            rows.push(outbox.event_row(ev)?);
-        }
         if let Some(new_id) = rollback_to {
             wake_others.push(new_id);
         }
@@ -1031,19 +994,49 @@ impl Pass {
         {
             wake_others.push(next);
         }
+        // Components, tasks, then the deployment, which checks every guard: its own version, and
+        // the rows the statements before it matched (each matches at most its own rows, so the
+        // count is right exactly when every guard held). A component changed by an executor result
+        // since the load, or a deployment changed by anyone, fails it: the pass is stale.
+        let mut batch = Batch::new();
+        if self.changed() {
+            batch.push(&store::start_matched_stmt())?;
+            let mut matched = 0;
+            let changed: Vec<_> = self
+                .dirty_comps
+                .iter()
+                .map(|&i| (&self.comps[i], self.loaded_comps[i].0.as_str(), self.loaded_comps[i].1))
+                .collect();
+            if let Some(s) = store::save_components_stmt(&changed) {
+                batch.push(&s)?;
+                batch.push(&store::count_matched_stmt())?;
+                matched += changed.len() as u64;
+            }
+            let tasks: Vec<_> = self.dirty_tasks.iter().map(|&i| &self.tasks[i]).collect();
+            if let Some(s) = store::save_tasks_stmt(&tasks) {
+                batch.push(&s)?;
+                batch.push(&store::count_matched_stmt())?;
+                matched += tasks.len() as u64;
+            }
+            self.dep.updated_at = self.now;
+            batch.push(&store::save_deployment_stmt(&self.dep, self.loaded_version, matched))?;
+        }
+        for ev in &self.events {
+            rows.push(outbox.event_row(ev)?);
+        }
         for s in std::mem::take(&mut self.claims) {
-            rest.push(&s)?;
+            batch.push(&s)?;
         }
         if let Some(s) = outbox.insert_statement(rows) {
-            rest.push(&s)?;
+            batch.push(&s)?;
         }
         for other in &wake_others {
-            rest.push(&store::wake_stmt(*other, self.now))?;
+            batch.push(&store::wake_stmt(*other, self.now))?;
         }
         for s in tail {
-            rest.push(&s)?;
+            batch.push(&s)?;
         }
-        match rest.execute(txn).await {
+        match batch.execute(txn).await {
             Err(e) if sw_db::is_check_violation(&e) => Err(PassError::Conflict(id)),
             Err(e) => Err(e.into()),
             Ok(_) => Ok(wake_others),

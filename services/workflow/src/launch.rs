@@ -401,7 +401,6 @@ async fn start(
     let id = rows.dep.id;
     let mut pass = Pass::new(rows.dep, rows.tasks, rows.comps, plan, at);
     pass.traceparent = traceparent.map(str::to_owned);
-    pass.fresh = true;
     pass.revisions = revisions;
     let call = pass.advance(&ctx.settings, None);
     // A webhook step is called by the driver: leave the deployment due now.

@@ -16,7 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(sw_bus::outbox::Migration),
             Box::new(M0001Deployments),
             Box::new(M0002InstanceLock),
-            Box::new(M0003RevisionCheck),
+            Box::new(M0003PassChecks),
         ]
     }
 }
@@ -178,35 +178,42 @@ impl MigrationTrait for M0002InstanceLock {
     }
 }
 
-/// A revision counter is never 0 or below: a pass that counts revisions it read with the deployment
-/// writes 0 when the counter moved since ([`crate::store::claim_revision_stmt`]), and this
-/// constraint turns that into an error, which rolls the pass back.
+/// The checks that turn a pass's lost race into an error (both values are never 0 or below): a
+/// pass writes 0 to a revision counter that moved since it read it
+/// ([`crate::store::claim_revision_stmt`]), and 0 to its deployment's version when a guard of its
+/// writes failed ([`crate::store::save_deployment_stmt`]). The statement then fails, and the pass
+/// rolls back whole.
 #[derive(Debug)]
-struct M0003RevisionCheck;
+struct M0003PassChecks;
 
-impl MigrationName for M0003RevisionCheck {
+/// (table, constraint, condition) of [`M0003PassChecks`].
+const PASS_CHECKS: [(&str, &str, &str); 2] = [
+    ("component_revision", "ck_revision_positive", "revision > 0"),
+    ("deployment", "ck_deployment_version", "version > 0"),
+];
+
+impl MigrationName for M0003PassChecks {
     fn name(&self) -> &str {
-        "m0003_revision_check"
+        "m0003_pass_checks"
     }
 }
 
 #[async_trait::async_trait]
-impl MigrationTrait for M0003RevisionCheck {
+impl MigrationTrait for M0003PassChecks {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "ALTER TABLE component_revision ADD CONSTRAINT ck_revision_positive CHECK (revision > 0)",
-            )
-            .await?;
+        let db = manager.get_connection();
+        for (table, name, check) in PASS_CHECKS {
+            db.execute_unprepared(&format!("ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({check})"))
+                .await?;
+        }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared("ALTER TABLE component_revision DROP CONSTRAINT ck_revision_positive")
-            .await?;
+        let db = manager.get_connection();
+        for (table, name, _) in PASS_CHECKS {
+            db.execute_unprepared(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}")).await?;
+        }
         Ok(())
     }
 }

@@ -18,7 +18,7 @@
 //! changed the deployment first, a lock wait) the message is rolled back and retried, and a
 //! redelivered result always takes the plain path. Either way the change commits with the inbox
 //! row (see [`sw_bus::consumer`]); on the first delivery of a `healthy` or `failed` the handler
-//! writes that row itself, in the pass's last round trip ([`Handler::writes_inbox`]).
+//! writes that row itself, in the round trip of the pass's writes ([`Handler::writes_inbox`]).
 //!
 //! An `applied` whose objects were already healthy is acked without a transaction
 //! ([`sw_bus::consumer::Handler::wants`]): the `healthy` the executor committed with it does both
@@ -184,8 +184,8 @@ impl ResultHandler {
     /// component running under that command or its rows cannot make a pass, and the plain path
     /// must be taken.
     ///
-    /// `inbox` (the message's inbox row, when the handler writes it) goes in the pass's last batch
-    /// of writes. Everything up to the pass's writes only reads, so what fails there leaves the
+    /// `inbox` (the message's inbox row, when the handler writes it) goes in the batch of the
+    /// pass's writes. Everything up to the pass's writes only reads, so what fails there leaves the
     /// transaction as it was. There is no savepoint around the writes (it would cost two round
     /// trips on every result): should they fail — another writer changed the deployment first, a
     /// lock wait — the message is retried, and its next delivery takes the plain path.

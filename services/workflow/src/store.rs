@@ -554,15 +554,33 @@ fn deployment_values(d: &DeploymentRow) -> Vec<Value> {
     ]
 }
 
-/// Writes the mutable columns of `d` if its version is still `expected`; the row gets
-/// `expected + 1`. The statement matches one row when the guard holds, none when someone else
-/// changed the deployment first.
-pub fn save_deployment_stmt(d: &DeploymentRow, expected: i64) -> Statement {
+/// Starts the count of rows a pass's guarded statements match, in the session variable
+/// `@sw_matched` ([`count_matched_stmt`], [`save_deployment_stmt`]).
+pub fn start_matched_stmt() -> Statement {
+    stmt("SET @sw_matched = 0", vec![])
+}
+
+/// Adds the rows the statement before matched to `@sw_matched` (the connection reports rows
+/// matched, not only changed: `CLIENT_FOUND_ROWS`).
+pub fn count_matched_stmt() -> Statement {
+    stmt("SET @sw_matched = @sw_matched + ROW_COUNT()", vec![])
+}
+
+/// Writes the mutable columns of `d`, whose version was read as `expected`; the row gets
+/// `expected + 1`. It is the last of a pass's guarded statements and checks them all: when the
+/// version is no longer `expected` (someone else changed the deployment first) or the statements
+/// before it matched fewer than `matched` rows (`@sw_matched`: a component changed since it was
+/// read), it writes version 0, which `ck_deployment_version` refuses — the statement fails
+/// ([`sw_db::is_check_violation`]) and the transaction with it.
+pub fn save_deployment_stmt(d: &DeploymentRow, expected: i64, matched: u64) -> Statement {
     let set: Vec<String> = DEPLOYMENT_SET.iter().map(|c| format!("{c} = ?")).collect();
     let mut values = deployment_values(d);
-    values.extend([(expected + 1).into(), d.id.into(), expected.into()]);
+    values.extend([expected.into(), matched.into(), (expected + 1).into(), d.id.into()]);
     stmt(
-        &format!("UPDATE deployment SET {}, version = ? WHERE id = ? AND version = ?", set.join(", ")),
+        &format!(
+            "UPDATE deployment SET {}, version = IF(version = ? AND @sw_matched = ?, ?, 0) WHERE id = ?",
+            set.join(", ")
+        ),
         values,
     )
 }
@@ -1271,6 +1289,65 @@ mod tests {
             super::holder_and_revisions(&db, "emu/default/b", &[]).await.expect("read"),
             (None, [].into())
         );
+        env.cleanup().await;
+    }
+
+    /// A pass's guarded writes in one batch: when every guard holds they all commit (rows whose
+    /// values did not change still count as matched); when a component moved since it was read,
+    /// or the deployment's version did, the deployment's statement fails on its `CHECK`, and
+    /// nothing after it runs.
+    #[tokio::test]
+    async fn a_pass_s_writes_fail_whole_when_any_guard_moved() {
+        use sea_orm::TransactionTrait;
+        let (env, db) = migrated().await;
+        let dep = super::insert_deployment(&db, &deployment("a")).await.expect("deployment");
+        let t = super::insert_task(&db, &task(dep, 0, "deploy")).await.expect("task");
+        for u in 0..2 {
+            super::insert_component(&db, &component(dep, t, u)).await.expect("component");
+        }
+        let read = super::deployment_rows(&db, dep).await.expect("read").expect("found");
+        let at = chrono::Utc::now();
+        // The writes of a pass: both components (one unchanged), the task, the deployment, then a
+        // wake-up row after them.
+        let pass = |d: &super::DeploymentRow, comps: &[super::ComponentRow], loaded: [&'static str; 2]| {
+            let mut b = sw_db::Batch::new();
+            b.push(&super::start_matched_stmt()).expect("push");
+            let guarded: Vec<_> = comps.iter().zip(loaded).map(|(c, l)| (c, l, 0)).collect();
+            b.push(&super::save_components_stmt(&guarded).expect("components")).expect("push");
+            b.push(&super::count_matched_stmt()).expect("push");
+            b.push(&super::save_tasks_stmt(&[&read.tasks[0]]).expect("task")).expect("push");
+            b.push(&super::count_matched_stmt()).expect("push");
+            b.push(&super::save_deployment_stmt(d, d.version, 3)).expect("push");
+            b.push(&super::wake_stmt(dep, at)).expect("push");
+            b
+        };
+        let mut comps = read.comps.clone();
+        comps[0].state = "PROCESSING".into();
+        let mut d = read.dep.clone();
+        d.state = "WAITING".into();
+        let txn = db.begin().await.expect("begin");
+        pass(&d, &comps, ["CREATED", "CREATED"]).execute(&txn).await.expect("every guard holds");
+        txn.commit().await.expect("commit");
+        let now = super::deployment_rows(&db, dep).await.expect("read").expect("found");
+        assert_eq!((now.dep.state.as_str(), now.dep.version), ("WAITING", d.version + 1));
+        assert_eq!(now.comps[0].state, "PROCESSING");
+        assert_eq!(now.wake_seq, Some(1));
+
+        // Stale: a component no longer in the state read (the deployment's version holds), or the
+        // deployment's version moved (the components' states hold).
+        let mut newer = now.dep.clone();
+        newer.state = "SUCCESS".into();
+        for (d, loaded) in [(&newer, ["CREATED", "CREATED"]), (&d, ["PROCESSING", "CREATED"])] {
+            let txn = db.begin().await.expect("begin");
+            let err = pass(d, &now.comps, loaded).execute(&txn).await.expect_err("a guard moved");
+            assert!(sw_db::is_check_violation(&err), "{err}");
+            let seq: Option<i64> =
+                super::deployment_rows(&txn, dep).await.expect("read").expect("found").wake_seq;
+            assert_eq!(seq, Some(1), "the wake-up after the failed statement did not run");
+            txn.rollback().await.expect("rollback");
+        }
+        let after = super::deployment_rows(&db, dep).await.expect("read").expect("found");
+        assert_eq!((after.dep, after.comps), (now.dep, now.comps), "nothing written");
         env.cleanup().await;
     }
 
