@@ -206,6 +206,30 @@ impl MigrationTrait for M0003PassChecks {
             db.execute_unprepared(&format!("ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({check})"))
                 .await?;
         }
+        // A server that parses CHECK but does not enforce it (MySQL before 8.0.16) would let a lost
+        // race write 0: refuse to run on it. Such servers have no CHECK_CONSTRAINTS table either.
+        let needs = "the workflow needs a database server that enforces CHECK constraints (MariaDB 10.2 or \
+                     later, MySQL 8.0.16 or later)";
+        let names: Vec<String> = PASS_CHECKS.iter().map(|(_, name, _)| format!("'{name}'")).collect();
+        let found = db
+            .query_one(sea_orm::Statement::from_string(
+                manager.get_database_backend(),
+                format!(
+                    "SELECT COUNT(*) AS n FROM information_schema.CHECK_CONSTRAINTS
+                     WHERE CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_NAME IN ({})",
+                    names.join(", ")
+                ),
+            ))
+            .await
+            .map_err(|e| DbErr::Migration(format!("{needs}; this one reports none ({e})")))?
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?;
+        if found != Some(PASS_CHECKS.len() as i64) {
+            return Err(DbErr::Migration(format!(
+                "{needs}; {found:?} of the {} constraints were created",
+                PASS_CHECKS.len()
+            )));
+        }
         Ok(())
     }
 
