@@ -279,8 +279,8 @@ pub struct DeploymentRows {
 /// ([`claim_revision_stmt`]); of any other key, with one ([`next_revision`]).
 pub type Revisions = std::collections::HashMap<String, Option<i64>>;
 
-/// Deployment `id` with the `seq` of its wake-up row, its tasks and its components, read in one
-/// statement (one round trip, one snapshot); `None` when it does not exist.
+/// Deployment `id` with the `seq` of its wake-up row, its tasks, its components and their revision
+/// counters, read in one statement (one round trip, one snapshot); `None` when it does not exist.
 pub async fn deployment_rows<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<DeploymentRows>, DbErr> {
     let rows = conn.query_all(stmt(&DEPLOYMENT_ROWS, vec![id.into(), id.into()])).await?;
     let mut dep = None;
@@ -298,6 +298,7 @@ pub async fn deployment_rows<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Op
         if !tasks.iter().any(|t| t.id == task_id) {
             tasks.push(TaskRow::from_query_result(row, "")?);
         }
+        // A task without components (suspend, webhook…) comes once, with NULLs on the right.
         if row.try_get::<Option<i64>>("", "c_id")?.is_some() {
             comps.push(ComponentRow::from_query_result(row, "c_")?);
             revisions.insert(row.try_get("", "c_revision_key")?, row.try_get("", "c_revision_now")?);
