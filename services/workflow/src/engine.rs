@@ -134,8 +134,6 @@ pub struct Pass {
     /// Revision counters read with the deployment: a command to a key held here counts its
     /// revision in the pass's writes; to any other key, with a round trip of its own.
     pub revisions: store::Revisions,
-    /// The statements counting the revisions of this pass's commands ([`store::claim_revision_stmt`]).
-    claims: Vec<Statement>,
 }
 
 impl Pass {
@@ -195,7 +193,6 @@ impl Pass {
             traceparent: None,
             actor: "system:workflow".into(),
             revisions: store::Revisions::new(),
-            claims: Vec::new(),
         }
     }
 
@@ -979,8 +976,12 @@ impl Pass {
         let id = self.dep.id;
         let mut wake_others = Vec::new();
         let mut rows = Vec::new();
+        // The statements counting the commands' revisions ([`store::claim_revision_stmt`]).
+        let mut claims = Vec::new();
         for (i, from, slot) in std::mem::take(&mut self.issue) {
-            rows.push(self.prepare_command(txn, i, from, slot, outbox, settings).await?);
+            let (row, claim) = self.prepare_command(txn, i, from, slot, outbox, settings).await?;
+            rows.push(row);
+            claims.extend(claim);
         }
         // Before the guarded writes: it only adds rows (the new deployment, the launches it
         // supersedes), and a failed guard rolls them back with the rest.
@@ -1024,7 +1025,7 @@ impl Pass {
         for ev in &self.events {
             rows.push(outbox.event_row(ev)?);
         }
-        for s in std::mem::take(&mut self.claims) {
+        for s in claims {
             batch.push(&s)?;
         }
         if let Some(s) = outbox.insert_statement(rows) {
@@ -1043,7 +1044,8 @@ impl Pass {
         }
     }
 
-    /// Counts the revision of component `i` and builds its apply command's outbox row.
+    /// Counts the revision of component `i` and builds its apply command's outbox row; with the
+    /// statement that counts the revision in the pass's writes, when its counter was read.
     async fn prepare_command<C: ConnectionTrait>(
         &mut self,
         txn: &C,
@@ -1052,7 +1054,7 @@ impl Pass {
         slot: usize,
         outbox: &Outbox,
         settings: &Settings,
-    ) -> Result<sw_bus::outbox::OutboxRow, PassError> {
+    ) -> Result<(sw_bus::outbox::OutboxRow, Option<Statement>), PassError> {
         let id = self.dep.id;
         let corrupt = |m: &str| PassError::Corrupt { id, message: m.to_owned() };
         let c = &self.comps[i];
@@ -1069,14 +1071,13 @@ impl Pass {
             return Err(corrupt("a skipped component was sent"));
         };
         let key = revision_key(&target);
-        let revision = match self.revisions.get(&key) {
+        let (revision, claim) = match self.revisions.get(&key) {
             Some(&now) => {
                 let (next, claim) = store::claim_revision_stmt(&key, now);
-                self.claims.push(claim);
                 self.revisions.insert(key, Some(next));
-                next
+                (next, Some(claim))
             }
-            None => store::next_revision(txn, &key).await?,
+            None => (store::next_revision(txn, &key).await?, None),
         };
         let mut component = rendered;
         Vars::new(&target, id as u64, c.id as u64, self.dep.app_package_id as u64).fill(&mut component);
@@ -1099,7 +1100,7 @@ impl Pass {
         if let Some(ev) = self.events.pop() {
             self.events[slot] = ev;
         }
-        Ok(row)
+        Ok((row, claim))
     }
 
     /// Ends this deployment for a rollback of its app instance and asks commit to start the
